@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CfgConfig(AppConfig):
+    name = "cfg"
+    verbose_name = "Platform configuration"

@@ -1,0 +1,331 @@
+"""Schema core: tenants, their users, sessions, 2FA, projects, table definitions, API keys, files.
+
+Column for column the seed's 001_initial_schema. Foreign keys carry the seed's
+ON DELETE rule in the database (hzm.db.fields.ForeignKey); the seed's indexes are
+declared by their own names; triggers and row level security are attached by
+core/migrations/0001_initial_schema.py.
+"""
+
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from cfg.models import Currency, Language
+from hzm.db import fields
+from hzm.db.columns import (
+    ACTIVE,
+    ACTIVE_AND_LIVE,
+    LIVE,
+    Authored,
+    SoftDeletable,
+    Versioned,
+    jsonb_default,
+    text_array_default,
+)
+from hzm.db.expressions import GenRandomUUID, Now
+
+
+class Tenant(Versioned, SoftDeletable):
+    """core.tenants: a customer of the platform, with its branding, locale, plan and limits."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, db_index=False)
+    domain = models.CharField(max_length=255, null=True, blank=True)
+    logo_url = models.URLField(max_length=500, null=True, blank=True)
+    favicon_url = models.URLField(max_length=500, null=True, blank=True)
+    primary_color = models.CharField(max_length=7, null=True, blank=True)
+    secondary_color = models.CharField(max_length=7, null=True, blank=True)
+    default_language = fields.ForeignKey(
+        Language, db_column="default_language", null=True, db_default="en", related_name="+"
+    )
+    supported_languages = ArrayField(
+        models.TextField(), null=True, db_default=text_array_default("en")
+    )
+    timezone = models.CharField(max_length=50, null=True, db_default="UTC")
+    date_format = models.CharField(max_length=20, null=True, db_default="YYYY-MM-DD")
+    time_format = models.CharField(max_length=20, null=True, db_default="HH:mm:ss")
+    default_currency = fields.ForeignKey(
+        Currency, db_column="default_currency", null=True, db_default="USD", related_name="+"
+    )
+    supported_currencies = ArrayField(
+        models.TextField(), null=True, db_default=text_array_default("USD")
+    )
+    auto_convert_currency = models.BooleanField(null=True, db_default=False)
+    decimal_separator = models.CharField(max_length=1, null=True, db_default=".")
+    thousands_separator = models.CharField(max_length=1, null=True, db_default=",")
+    features = models.JSONField(null=True, db_default=jsonb_default("{}"))
+    limits = models.JSONField(null=True, db_default=jsonb_default("{}"))
+    plan = models.CharField(max_length=50, null=True, db_default="free")
+    subscription_status = models.CharField(max_length=20, null=True, db_default="active")
+    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    subscription_ends_at = models.DateTimeField(null=True, blank=True)
+    max_projects = models.IntegerField(null=True, db_default=3)
+    max_tables_per_project = models.IntegerField(null=True, db_default=10)
+    max_records = models.IntegerField(null=True, db_default=10000)
+    settings = models.JSONField(null=True, db_default=jsonb_default("{}"))
+    is_active = models.BooleanField(null=True, db_default=True)
+
+    class Meta:
+        db_table = 'core"."tenants'
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["slug"], name="tenants_slug_key"),
+            models.UniqueConstraint(fields=["domain"], name="tenants_domain_key"),
+        ]
+        indexes = [
+            models.Index(fields=["slug"], name="idx_tenants_slug"),
+            models.Index(fields=["is_active"], name="idx_tenants_active", condition=LIVE),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserManager(BaseUserManager):
+    """Creates platform users; an email is the username."""
+
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> "User":
+        if not email:
+            raise ValueError("a user needs an email address")
+        user = self.model(email=self.normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+
+class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
+    """core.users: a person who signs in, belonging to one tenant. Django's AUTH_USER_MODEL."""
+
+    tenant = fields.ForeignKey(Tenant, related_name="users")
+    email = fields.CIEmailField()
+    # Django's password and last_login, stored in the seed's columns.
+    password = models.CharField("password", max_length=255, db_column="password_hash")
+    email_verified = models.BooleanField(null=True, db_default=False)
+    email_verification_token = models.CharField(max_length=255, null=True, blank=True)
+    phone = models.CharField(max_length=50, null=True, blank=True)
+    phone_verified = models.BooleanField(null=True, db_default=False)
+    name = models.CharField(max_length=200, null=True, blank=True)
+    role = models.CharField(max_length=50, null=True, db_default="user")
+    timezone = models.CharField(max_length=50, null=True, db_default="UTC")
+    is_active = models.BooleanField(null=True, db_default=True)
+    last_login = models.DateTimeField(
+        "last login", null=True, blank=True, db_column="last_login_at"
+    )
+    login_count = models.IntegerField(null=True, db_default=0)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        db_table = 'core"."users'
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["email"], name="users_email_key")]
+        indexes = [
+            models.Index(fields=["tenant"], name="idx_users_tenant"),
+            models.Index(fields=["email"], name="idx_users_email"),
+            models.Index(fields=["tenant"], name="idx_users_active", condition=ACTIVE_AND_LIVE),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.email)
+
+
+class UserSession(models.Model):
+    """core.user_sessions: a signed-in device of a user (token, device, expiry)."""
+
+    tenant = fields.ForeignKey(Tenant, related_name="+")
+    user = fields.ForeignKey(User, related_name="sessions")
+    token = models.CharField(max_length=500)
+    device_id = models.CharField(max_length=255, null=True, blank=True)
+    device_name = models.CharField(max_length=255, null=True, blank=True)
+    device_type = models.CharField(max_length=50, null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(null=True, blank=True)
+    location = models.JSONField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    last_activity_at = models.DateTimeField(null=True, db_default=Now())
+    is_active = models.BooleanField(null=True, db_default=True)
+    created_at = models.DateTimeField(null=True, db_default=Now())
+    updated_at = models.DateTimeField(null=True, db_default=Now())
+    version = models.IntegerField(null=True, db_default=1)
+
+    class Meta:
+        db_table = 'core"."user_sessions'
+        constraints = [models.UniqueConstraint(fields=["token"], name="user_sessions_token_key")]
+        indexes = [
+            models.Index(fields=["user"], name="idx_sessions_user"),
+            models.Index(fields=["token"], name="idx_sessions_token"),
+            models.Index(fields=["expires_at"], name="idx_sessions_expire"),
+        ]
+
+
+class UserTwoFactor(Versioned):
+    """core.user_2fa: a user's second factor (method, encrypted secret and backup codes)."""
+
+    tenant = fields.ForeignKey(Tenant, related_name="+")
+    user = fields.ForeignKey(User, null=True, related_name="two_factor")
+    method = models.CharField(max_length=20)
+    secret_encrypted = models.TextField()
+    backup_codes_encrypted = ArrayField(models.TextField(), null=True, blank=True)
+    is_enabled = models.BooleanField(null=True, db_default=False)
+    enabled_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = 'core"."user_2fa'
+        constraints = [models.UniqueConstraint(fields=["user"], name="user_2fa_user_id_key")]
+
+
+class Project(Versioned, SoftDeletable, Authored):
+    """core.projects: a tenant's project, the container of its user-defined tables."""
+
+    tenant = fields.ForeignKey(Tenant, db_on_delete=fields.CASCADE, related_name="projects")
+    user = fields.ForeignKey(User, db_on_delete=fields.CASCADE, related_name="projects")
+    name = models.CharField(max_length=200)
+    description = models.TextField(null=True, blank=True)
+    template_type = models.CharField(max_length=100, null=True, blank=True)
+    template_config = models.JSONField(null=True, db_default=jsonb_default("{}"))
+    api_key = models.CharField(max_length=100)
+    api_key_password = models.CharField(max_length=255, null=True, blank=True)
+    is_active = models.BooleanField(null=True, db_default=True)
+
+    class Meta:
+        db_table = 'core"."projects'
+        constraints = [
+            models.UniqueConstraint(fields=["api_key"], name="projects_api_key_key"),
+            models.UniqueConstraint(
+                fields=["tenant", "name"], name="unique_project_name_per_tenant"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant"], name="idx_projects_tenant"),
+            models.Index(fields=["user"], name="idx_projects_user"),
+            models.Index(fields=["api_key"], name="idx_projects_api_key"),
+            models.Index(fields=["tenant"], name="idx_projects_active", condition=ACTIVE_AND_LIVE),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TableMetadata(Versioned, SoftDeletable, Authored):
+    """core.table_metadata: the definition of a tenant's user table (its fields as JSON)."""
+
+    tenant = fields.ForeignKey(Tenant, db_on_delete=fields.CASCADE, related_name="+")
+    project = fields.ForeignKey(Project, db_on_delete=fields.CASCADE, related_name="tables")
+    table_name = models.CharField(max_length=100)
+    physical_table_name = models.CharField(max_length=255)
+    fields = models.JSONField(db_default=jsonb_default("[]"))
+    from_template = models.BooleanField(null=True, db_default=False)
+    template_table_name = models.CharField(max_length=100, null=True, blank=True)
+    is_active = models.BooleanField(null=True, db_default=True)
+
+    class Meta:
+        db_table = 'core"."table_metadata'
+        verbose_name_plural = "table metadata"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["physical_table_name"], name="table_metadata_physical_table_name_key"
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "project", "table_name"], name="unique_table_per_project"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant"], name="idx_table_metadata_tenant"),
+            models.Index(fields=["project"], name="idx_table_metadata_project"),
+            models.Index(fields=["physical_table_name"], name="idx_table_metadata_physical"),
+            models.Index(
+                fields=["project"], name="idx_table_metadata_active", condition=ACTIVE_AND_LIVE
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.table_name
+
+
+class ApiKey(models.Model):
+    """core.api_keys: a key a tenant's client authenticates with (prefix + hash, scopes, limits)."""
+
+    tenant = fields.ForeignKey(Tenant, db_on_delete=fields.CASCADE, related_name="+")
+    project = fields.ForeignKey(
+        Project, db_on_delete=fields.CASCADE, null=True, blank=True, related_name="api_keys"
+    )
+    user = fields.ForeignKey(User, db_on_delete=fields.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    key_prefix = models.CharField(max_length=20, null=True, blank=True)
+    key_hash = models.CharField(max_length=255)
+    key_encrypted = models.TextField()
+    permissions = models.JSONField(null=True, db_default=jsonb_default("{}"))
+    scopes = ArrayField(models.TextField(), null=True, db_default=text_array_default())
+    rate_limit_per_minute = models.IntegerField(null=True, db_default=60)
+    rate_limit_per_day = models.IntegerField(null=True, db_default=10000)
+    allowed_ips = ArrayField(models.TextField(), null=True, db_default=text_array_default())
+    allowed_domains = ArrayField(models.TextField(), null=True, db_default=text_array_default())
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    total_requests = models.BigIntegerField(null=True, db_default=0)
+    total_errors = models.IntegerField(null=True, db_default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(null=True, db_default=True)
+    created_at = models.DateTimeField(null=True, db_default=Now())
+    updated_at = models.DateTimeField(null=True, db_default=Now())
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.IntegerField(null=True, blank=True)
+    revoke_reason = models.TextField(null=True, blank=True)
+    version = models.IntegerField(null=True, db_default=1)
+
+    class Meta:
+        db_table = 'core"."api_keys'
+        constraints = [
+            models.UniqueConstraint(fields=["key_prefix"], name="api_keys_key_prefix_key")
+        ]
+        indexes = [
+            models.Index(fields=["tenant"], name="idx_api_keys_tenant"),
+            models.Index(fields=["project"], name="idx_api_keys_project"),
+            models.Index(fields=["key_prefix"], name="idx_api_keys_prefix"),
+            models.Index(fields=["tenant"], name="idx_api_keys_active", condition=ACTIVE),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class File(Versioned):
+    """core.files: an uploaded file's metadata (where it is stored, type, size, hash, scan)."""
+
+    id = models.UUIDField(primary_key=True, db_default=GenRandomUUID(), editable=False)
+    tenant = fields.ForeignKey(Tenant, related_name="+")
+    uploaded_by = fields.ForeignKey(
+        User, db_column="uploaded_by", null=True, blank=True, related_name="+"
+    )
+    original_filename = models.CharField(max_length=500, null=True, blank=True)
+    filename = models.CharField(max_length=500, null=True, blank=True)
+    storage_path = models.TextField(null=True, blank=True)
+    storage_provider = models.CharField(max_length=50, null=True, blank=True)
+    mime_type = models.CharField(max_length=100, null=True, blank=True)
+    file_size = models.BigIntegerField(null=True, blank=True)
+    file_hash = models.CharField(max_length=64, null=True, blank=True)
+    width = models.IntegerField(null=True, blank=True)
+    height = models.IntegerField(null=True, blank=True)
+    is_public = models.BooleanField(null=True, db_default=False)
+    virus_scan_status = models.CharField(max_length=20, null=True, blank=True)
+    virus_scan_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    is_deleted = models.BooleanField(null=True, db_default=False)
+
+    class Meta:
+        db_table = 'core"."files'
+        indexes = [
+            models.Index(fields=["tenant"], name="idx_files_tenant"),
+            models.Index(fields=["file_hash"], name="idx_files_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_filename or str(self.id)

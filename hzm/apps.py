@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class HzmConfig(AppConfig):
+    name = "hzm"
+    label = "hzm"
+    verbose_name = "HZM platform"

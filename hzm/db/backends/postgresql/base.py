@@ -1,0 +1,40 @@
+"""Django's PostgreSQL backend with the platform's two additions.
+
+1. Foreign keys declared with hzm.db.fields.ForeignKey get their ON DELETE rule
+   in the constraint and are not deferrable, as in the platform schema.
+2. With the embedded default database (no DATABASE_URL), the local cluster is
+   started before the first connection of the process.
+"""
+from django.conf import settings
+from django.db.backends.postgresql import base, schema
+
+from hzm.db.sql import on_delete_clause
+
+
+class DatabaseSchemaEditor(schema.DatabaseSchemaEditor):
+    # Route every foreign key through _create_fk_sql (below), including the ones
+    # AddField would otherwise render inline with Django's deferrable clause.
+    sql_create_column_inline_fk = None
+    # Django's version starts with SET CONSTRAINTS ... IMMEDIATE, which fails for
+    # non-deferrable constraints and cannot find a name outside the search_path.
+    sql_delete_fk = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
+
+    def _create_fk_sql(self, model, field, suffix):
+        statement = super()._create_fk_sql(model, field, suffix)
+        db_on_delete = getattr(field, "db_on_delete", None)
+        if db_on_delete is not None:
+            statement.parts["deferrable"] = on_delete_clause(db_on_delete)
+        return statement
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    SchemaEditorClass = DatabaseSchemaEditor
+    _local_cluster_checked = False
+
+    def get_new_connection(self, conn_params):
+        if getattr(settings, "HZM_LOCALDB", False) and not DatabaseWrapper._local_cluster_checked:
+            from hzm.db.localdb import LocalCluster
+
+            LocalCluster(settings.BASE_DIR).ensure_running()
+            DatabaseWrapper._local_cluster_checked = True
+        return super().get_new_connection(conn_params)

@@ -1,0 +1,251 @@
+"""Pure SQL renderers for the platform's database objects.
+
+Names and values in, SQL text out: no Django, no database. Every identifier is
+validated and then quoted here, in one place; callers never format SQL themselves.
+The migration operations in hzm.db.operations call these functions, and the tests
+check each one to the exact string.
+"""
+
+import re
+
+MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1: longer names are truncated silently.
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_DOLLAR_TAG = re.compile(r"\$[a-z_]*\$")
+
+TRIGGER_TIMINGS = ("BEFORE", "AFTER")
+TRIGGER_EVENTS = ("INSERT", "UPDATE", "DELETE")
+VOLATILITIES = ("IMMUTABLE", "STABLE", "VOLATILE")
+ON_DELETE_RULES = ("CASCADE", "NO ACTION", "RESTRICT", "SET NULL")
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """Return `name` if it is a lower-case PostgreSQL identifier of at most 63 bytes."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(
+            f"{what} {name!r} is not a valid name: use lower-case letters, digits and "
+            "underscores, starting with a letter or underscore"
+        )
+    if len(name.encode()) > MAX_IDENTIFIER_LENGTH:
+        raise ValueError(
+            f"{what} {name!r} is {len(name.encode())} bytes long; PostgreSQL keeps only "
+            f"{MAX_IDENTIFIER_LENGTH}"
+        )
+    return name
+
+
+def validate_name_part(part: str, what: str = "name part") -> str:
+    """Return `part` if it can stand inside an identifier (lower-case letters, digits, '_')."""
+    if not isinstance(part, str) or not re.fullmatch(r"[a-z0-9_]+", part):
+        raise ValueError(
+            f"{what} {part!r} may only contain lower-case letters, digits and underscores"
+        )
+    return part
+
+
+def quote_identifier(name: str, what: str = "identifier") -> str:
+    """Validate `name` and return it double-quoted."""
+    return f'"{validate_identifier(name, what)}"'
+
+
+def qualified_name(name: str, what: str = "name") -> str:
+    """Quote a `schema.object` (or bare `object`) name: 'app.touch_row' -> '"app"."touch_row"'."""
+    parts = name.split(".")
+    if len(parts) > 2:
+        raise ValueError(f"{what} {name!r} has more than one '.'; expected schema.name")
+    return ".".join(quote_identifier(part, what) for part in parts)
+
+
+def split_db_table(db_table: str) -> tuple[str, str]:
+    """Split a Django db_table ('core"."users' or 'users') into (schema, table)."""
+    if '"."' in db_table:
+        schema, table = db_table.split('"."', 1)
+        return schema.strip('"'), table.strip('"')
+    return "", db_table.strip('"')
+
+
+def table_ref(schema: str, table: str) -> str:
+    """Render a schema-qualified (or bare, when schema is '') table reference."""
+    if schema:
+        return f"{quote_identifier(schema, 'schema')}.{quote_identifier(table, 'table')}"
+    return quote_identifier(table, "table")
+
+
+# --- Schemas --------------------------------------------------------------------------
+
+
+def create_schema(schema: str) -> str:
+    return f"CREATE SCHEMA {quote_identifier(schema, 'schema')}"
+
+
+def drop_schema(schema: str) -> str:
+    # No CASCADE: reversing must fail loudly rather than drop objects it did not create.
+    return f"DROP SCHEMA {quote_identifier(schema, 'schema')}"
+
+
+# --- Functions ------------------------------------------------------------------------
+
+
+def _split_arguments(arguments: str) -> list[str]:
+    """Split a function's argument list on top-level commas (not inside parentheses)."""
+    parts, depth, current = [], 0, []
+    for char in arguments:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    tail = "".join(current).strip()
+    if tail:
+        parts.append(tail)
+    return parts
+
+
+def function_signature(arguments: str) -> str:
+    """The argument list as DROP FUNCTION wants it, defaults removed: 'a int DEFAULT 1' -> 'a int'."""
+    return ", ".join(
+        re.split(r"\s+(?:DEFAULT\b|=)", part, maxsplit=1, flags=re.IGNORECASE)[0].strip()
+        for part in _split_arguments(arguments)
+    )
+
+
+def _dollar_quote(body: str) -> str:
+    """Wrap a function body in dollar quotes whose tag does not occur in the body."""
+    tag = "$$"
+    if tag in body:
+        used = set(_DOLLAR_TAG.findall(body))
+        tag = next(f"$fn{n}$" for n in range(1000) if f"$fn{n}$" not in used)
+    return f"{tag}{body}{tag}"
+
+
+def create_function(
+    name: str,
+    arguments: str,
+    returns: str,
+    body: str,
+    *,
+    language: str = "plpgsql",
+    volatility: str = "VOLATILE",
+    strict: bool = False,
+    parallel_safe: bool = False,
+    security_definer: bool = False,
+    search_path: str | None = None,
+) -> str:
+    """CREATE OR REPLACE FUNCTION with the body frozen in dollar quotes.
+
+    `arguments` and `returns` are SQL type text written in a migration, never user
+    input; `body` is the function's source as the migration freezes it.
+    """
+    if volatility not in VOLATILITIES:
+        raise ValueError(f"volatility {volatility!r} is not one of {', '.join(VOLATILITIES)}")
+    validate_identifier(language, "language")
+    options = [f"LANGUAGE {language}"]
+    if volatility != "VOLATILE":
+        options.append(volatility)
+    if strict:
+        options.append("STRICT")
+    if parallel_safe:
+        options.append("PARALLEL SAFE")
+    if security_definer:
+        options.append("SECURITY DEFINER")
+    if search_path is not None:
+        schemas = ", ".join(
+            quote_identifier(s.strip(), "schema") for s in search_path.split(",") if s.strip()
+        )
+        # An empty search_path ('') pins it to pg_catalog only.
+        options.append(f"SET search_path = {schemas or chr(39) * 2}")
+    return (
+        f"CREATE OR REPLACE FUNCTION {qualified_name(name, 'function')}({arguments})\n"
+        f"RETURNS {returns} {' '.join(options)} AS {_dollar_quote(body)}"
+    )
+
+
+def drop_function(name: str, arguments: str) -> str:
+    return f"DROP FUNCTION {qualified_name(name, 'function')}({function_signature(arguments)})"
+
+
+# --- Row level security -----------------------------------------------------------------
+
+
+def tenant_predicate(column: str = "tenant_id") -> str:
+    """The tenant policy's condition: the row belongs to the tenant of the current context."""
+    return f"{quote_identifier(column, 'column')} = app.current_tenant()"
+
+
+def enable_row_level_security(schema: str, table: str, *, force: bool = True) -> list[str]:
+    statements = [f"ALTER TABLE {table_ref(schema, table)} ENABLE ROW LEVEL SECURITY"]
+    if force:
+        # Without FORCE the table owner (the role migrations run as) bypasses every policy.
+        statements.append(f"ALTER TABLE {table_ref(schema, table)} FORCE ROW LEVEL SECURITY")
+    return statements
+
+
+def disable_row_level_security(schema: str, table: str, *, force: bool = True) -> list[str]:
+    statements = []
+    if force:
+        statements.append(f"ALTER TABLE {table_ref(schema, table)} NO FORCE ROW LEVEL SECURITY")
+    statements.append(f"ALTER TABLE {table_ref(schema, table)} DISABLE ROW LEVEL SECURITY")
+    return statements
+
+
+def create_policy(
+    name: str, schema: str, table: str, *, using: str, with_check: str | None = None
+) -> str:
+    """CREATE POLICY; `using`/`with_check` are SQL conditions written in code, never input."""
+    sql = (
+        f"CREATE POLICY {quote_identifier(name, 'policy')} ON {table_ref(schema, table)} "
+        f"USING ({using})"
+    )
+    if with_check is not None:
+        sql += f" WITH CHECK ({with_check})"
+    return sql
+
+
+def drop_policy(name: str, schema: str, table: str) -> str:
+    return f"DROP POLICY {quote_identifier(name, 'policy')} ON {table_ref(schema, table)}"
+
+
+# --- Triggers -------------------------------------------------------------------------
+
+
+def trigger_name(stem: str, kind: str) -> str:
+    """The seed's trigger naming: trg_<table>_<kind>, e.g. trg_users_touch."""
+    return validate_identifier(f"trg_{stem}_{kind}", "trigger")
+
+
+def policy_name(stem: str) -> str:
+    """The seed's policy naming: rls_<table>_tenant, e.g. rls_users_tenant."""
+    return validate_identifier(f"rls_{stem}_tenant", "policy")
+
+
+def create_trigger(
+    name: str, schema: str, table: str, *, timing: str, events: tuple[str, ...], function: str
+) -> str:
+    """CREATE TRIGGER ... FOR EACH ROW EXECUTE FUNCTION <function>()."""
+    if timing not in TRIGGER_TIMINGS:
+        raise ValueError(f"trigger timing {timing!r} is not one of {', '.join(TRIGGER_TIMINGS)}")
+    if not events or any(event not in TRIGGER_EVENTS for event in events):
+        raise ValueError(f"trigger events {events!r} must be some of {', '.join(TRIGGER_EVENTS)}")
+    return (
+        f"CREATE TRIGGER {quote_identifier(name, 'trigger')} {timing} {' OR '.join(events)} "
+        f"ON {table_ref(schema, table)} FOR EACH ROW "
+        f"EXECUTE FUNCTION {qualified_name(function, 'function')}()"
+    )
+
+
+def drop_trigger(name: str, schema: str, table: str) -> str:
+    return f"DROP TRIGGER {quote_identifier(name, 'trigger')} ON {table_ref(schema, table)}"
+
+
+# --- Foreign keys -----------------------------------------------------------------------
+
+
+def on_delete_clause(rule: str) -> str:
+    """The ON DELETE clause appended to a foreign key constraint (leading space included)."""
+    if rule not in ON_DELETE_RULES:
+        raise ValueError(f"ON DELETE rule {rule!r} is not one of {', '.join(ON_DELETE_RULES)}")
+    # NO ACTION is PostgreSQL's default; rendering nothing keeps the DDL as the seed writes it.
+    return "" if rule == "NO ACTION" else f" ON DELETE {rule}"

@@ -1,0 +1,119 @@
+"""Settings for the HZM platform database, read from the environment (django-environ).
+
+Every value a deployment changes comes from an environment variable (or a `.env`
+file beside manage.py); `.env.example` documents each one. With `DATABASE_URL`
+unset the project uses its own embedded PostgreSQL cluster (`hzm.db.localdb`),
+started on the first connection.
+"""
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+# A development key only works with DEBUG on: a production start without SECRET_KEY fails.
+SECRET_KEY = env.str("SECRET_KEY", default="") or (
+    "django-insecure-hzm-development-only" if DEBUG else ""
+)
+if not SECRET_KEY:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: set it in the environment or .env (see .env.example), "
+        "or set DEBUG=true for local development."
+    )
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "hzm",
+    "cfg",
+    "ops",
+    "core",
+    "generic_data",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hzm.urls"
+WSGI_APPLICATION = "hzm.wsgi.application"
+ASGI_APPLICATION = "hzm.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+# Our engine is Django's PostgreSQL backend plus two things: foreign keys carry the
+# ON DELETE rule of the schema (hzm.db.fields.ForeignKey), and the embedded cluster
+# is started lazily on the first connection when DATABASE_URL is unset.
+DB_ENGINE = "hzm.db.backends.postgresql"
+HZM_LOCALDB = not env.str("DATABASE_URL", default="")
+if HZM_LOCALDB:
+    from hzm.db.localdb import LocalCluster
+
+    _default_db = LocalCluster(BASE_DIR).django_settings()
+else:
+    _default_db = env.db_url("DATABASE_URL")
+_default_db["ENGINE"] = DB_ENGINE
+_default_db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+_default_db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
+DATABASES = {"default": _default_db}
+
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+AUTH_USER_MODEL = "core.User"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+}

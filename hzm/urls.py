@@ -1,0 +1,7 @@
+"""URL configuration: the Django admin for platform configuration."""
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+]
