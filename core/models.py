@@ -165,6 +165,9 @@ class UserSession(models.Model):
             models.Index(fields=["expires_at"], name="idx_sessions_expire"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.device_name or 'session'} of user {self.user_id}"
+
 
 class UserTwoFactor(Versioned):
     """core.user_2fa: a user's second factor (method, encrypted secret and backup codes)."""
@@ -181,6 +184,9 @@ class UserTwoFactor(Versioned):
     class Meta:
         db_table = 'core"."user_2fa'
         constraints = [models.UniqueConstraint(fields=["user"], name="user_2fa_user_id_key")]
+
+    def __str__(self) -> str:
+        return f"{self.method} for user {self.user_id}"
 
 
 class Project(Versioned, SoftDeletable, Authored):

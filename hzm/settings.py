@@ -5,6 +5,7 @@ file beside manage.py); `.env.example` documents each one. With `DATABASE_URL`
 unset the project uses its own embedded PostgreSQL cluster (`hzm.db.localdb`),
 started on the first connection.
 """
+
 from pathlib import Path
 
 import environ

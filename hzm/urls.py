@@ -1,4 +1,5 @@
 """URL configuration: the Django admin for platform configuration."""
+
 from django.contrib import admin
 from django.urls import path
 

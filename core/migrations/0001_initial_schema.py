@@ -12,385 +12,722 @@ from hzm.db import operations as hzm_ops
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cfg', '0001_initial_schema'),
-        ('ops', '0001_initial_schema'),
+        ("cfg", "0001_initial_schema"),
+        ("ops", "0001_initial_schema"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('is_deleted', models.BooleanField(db_default=False, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('deleted_by', models.IntegerField(blank=True, null=True)),
-                ('created_by', models.IntegerField(blank=True, null=True)),
-                ('updated_by', models.IntegerField(blank=True, null=True)),
-                ('email', hzm.db.fields.CIEmailField(max_length=254)),
-                ('password', models.CharField(db_column='password_hash', max_length=255, verbose_name='password')),
-                ('email_verified', models.BooleanField(db_default=False, null=True)),
-                ('email_verification_token', models.CharField(blank=True, max_length=255, null=True)),
-                ('phone', models.CharField(blank=True, max_length=50, null=True)),
-                ('phone_verified', models.BooleanField(db_default=False, null=True)),
-                ('name', models.CharField(blank=True, max_length=200, null=True)),
-                ('role', models.CharField(db_default='user', max_length=50, null=True)),
-                ('timezone', models.CharField(db_default='UTC', max_length=50, null=True)),
-                ('is_active', models.BooleanField(db_default=True, null=True)),
-                ('last_login', models.DateTimeField(blank=True, db_column='last_login_at', null=True, verbose_name='last login')),
-                ('login_count', models.IntegerField(db_default=0, null=True)),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("is_deleted", models.BooleanField(db_default=False, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                ("deleted_by", models.IntegerField(blank=True, null=True)),
+                ("created_by", models.IntegerField(blank=True, null=True)),
+                ("updated_by", models.IntegerField(blank=True, null=True)),
+                ("email", hzm.db.fields.CIEmailField(max_length=254)),
+                (
+                    "password",
+                    models.CharField(
+                        db_column="password_hash", max_length=255, verbose_name="password"
+                    ),
+                ),
+                ("email_verified", models.BooleanField(db_default=False, null=True)),
+                (
+                    "email_verification_token",
+                    models.CharField(blank=True, max_length=255, null=True),
+                ),
+                ("phone", models.CharField(blank=True, max_length=50, null=True)),
+                ("phone_verified", models.BooleanField(db_default=False, null=True)),
+                ("name", models.CharField(blank=True, max_length=200, null=True)),
+                ("role", models.CharField(db_default="user", max_length=50, null=True)),
+                ("timezone", models.CharField(db_default="UTC", max_length=50, null=True)),
+                ("is_active", models.BooleanField(db_default=True, null=True)),
+                (
+                    "last_login",
+                    models.DateTimeField(
+                        blank=True, db_column="last_login_at", null=True, verbose_name="last login"
+                    ),
+                ),
+                ("login_count", models.IntegerField(db_default=0, null=True)),
             ],
             options={
-                'db_table': 'core"."users',
-                'ordering': ['email'],
+                "db_table": 'core"."users',
+                "ordering": ["email"],
             },
             managers=[
-                ('objects', core.models.UserManager()),
+                ("objects", core.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('is_deleted', models.BooleanField(db_default=False, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('deleted_by', models.IntegerField(blank=True, null=True)),
-                ('created_by', models.IntegerField(blank=True, null=True)),
-                ('updated_by', models.IntegerField(blank=True, null=True)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True, null=True)),
-                ('template_type', models.CharField(blank=True, max_length=100, null=True)),
-                ('template_config', models.JSONField(db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), models.JSONField()), null=True)),
-                ('api_key', models.CharField(max_length=100)),
-                ('api_key_password', models.CharField(blank=True, max_length=255, null=True)),
-                ('is_active', models.BooleanField(db_default=True, null=True)),
-                ('user', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='projects', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("is_deleted", models.BooleanField(db_default=False, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                ("deleted_by", models.IntegerField(blank=True, null=True)),
+                ("created_by", models.IntegerField(blank=True, null=True)),
+                ("updated_by", models.IntegerField(blank=True, null=True)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True, null=True)),
+                ("template_type", models.CharField(blank=True, max_length=100, null=True)),
+                (
+                    "template_config",
+                    models.JSONField(
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"), models.JSONField()
+                        ),
+                        null=True,
+                    ),
+                ),
+                ("api_key", models.CharField(max_length=100)),
+                ("api_key_password", models.CharField(blank=True, max_length=255, null=True)),
+                ("is_active", models.BooleanField(db_default=True, null=True)),
+                (
+                    "user",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="projects", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'db_table': 'core"."projects',
+                "db_table": 'core"."projects',
             },
         ),
         migrations.CreateModel(
-            name='Tenant',
+            name="Tenant",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('is_deleted', models.BooleanField(db_default=False, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('deleted_by', models.IntegerField(blank=True, null=True)),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(db_index=False, max_length=100)),
-                ('domain', models.CharField(blank=True, max_length=255, null=True)),
-                ('logo_url', models.URLField(blank=True, max_length=500, null=True)),
-                ('favicon_url', models.URLField(blank=True, max_length=500, null=True)),
-                ('primary_color', models.CharField(blank=True, max_length=7, null=True)),
-                ('secondary_color', models.CharField(blank=True, max_length=7, null=True)),
-                ('supported_languages', django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), db_default=django.db.models.functions.comparison.Cast(models.Value('{en}'), django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), null=True, size=None)),
-                ('timezone', models.CharField(db_default='UTC', max_length=50, null=True)),
-                ('date_format', models.CharField(db_default='YYYY-MM-DD', max_length=20, null=True)),
-                ('time_format', models.CharField(db_default='HH:mm:ss', max_length=20, null=True)),
-                ('supported_currencies', django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), db_default=django.db.models.functions.comparison.Cast(models.Value('{USD}'), django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), null=True, size=None)),
-                ('auto_convert_currency', models.BooleanField(db_default=False, null=True)),
-                ('decimal_separator', models.CharField(db_default='.', max_length=1, null=True)),
-                ('thousands_separator', models.CharField(db_default=',', max_length=1, null=True)),
-                ('features', models.JSONField(db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), models.JSONField()), null=True)),
-                ('limits', models.JSONField(db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), models.JSONField()), null=True)),
-                ('plan', models.CharField(db_default='free', max_length=50, null=True)),
-                ('subscription_status', models.CharField(db_default='active', max_length=20, null=True)),
-                ('trial_ends_at', models.DateTimeField(blank=True, null=True)),
-                ('subscription_ends_at', models.DateTimeField(blank=True, null=True)),
-                ('max_projects', models.IntegerField(db_default=3, null=True)),
-                ('max_tables_per_project', models.IntegerField(db_default=10, null=True)),
-                ('max_records', models.IntegerField(db_default=10000, null=True)),
-                ('settings', models.JSONField(db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), models.JSONField()), null=True)),
-                ('is_active', models.BooleanField(db_default=True, null=True)),
-                ('default_currency', hzm.db.fields.ForeignKey(db_column='default_currency', db_default='USD', null=True, related_name='+', to='cfg.currency')),
-                ('default_language', hzm.db.fields.ForeignKey(db_column='default_language', db_default='en', null=True, related_name='+', to='cfg.language')),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("is_deleted", models.BooleanField(db_default=False, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                ("deleted_by", models.IntegerField(blank=True, null=True)),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(db_index=False, max_length=100)),
+                ("domain", models.CharField(blank=True, max_length=255, null=True)),
+                ("logo_url", models.URLField(blank=True, max_length=500, null=True)),
+                ("favicon_url", models.URLField(blank=True, max_length=500, null=True)),
+                ("primary_color", models.CharField(blank=True, max_length=7, null=True)),
+                ("secondary_color", models.CharField(blank=True, max_length=7, null=True)),
+                (
+                    "supported_languages",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.TextField(),
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{en}"),
+                            django.contrib.postgres.fields.ArrayField(
+                                base_field=models.TextField(), size=None
+                            ),
+                        ),
+                        null=True,
+                        size=None,
+                    ),
+                ),
+                ("timezone", models.CharField(db_default="UTC", max_length=50, null=True)),
+                (
+                    "date_format",
+                    models.CharField(db_default="YYYY-MM-DD", max_length=20, null=True),
+                ),
+                ("time_format", models.CharField(db_default="HH:mm:ss", max_length=20, null=True)),
+                (
+                    "supported_currencies",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.TextField(),
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{USD}"),
+                            django.contrib.postgres.fields.ArrayField(
+                                base_field=models.TextField(), size=None
+                            ),
+                        ),
+                        null=True,
+                        size=None,
+                    ),
+                ),
+                ("auto_convert_currency", models.BooleanField(db_default=False, null=True)),
+                ("decimal_separator", models.CharField(db_default=".", max_length=1, null=True)),
+                ("thousands_separator", models.CharField(db_default=",", max_length=1, null=True)),
+                (
+                    "features",
+                    models.JSONField(
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"), models.JSONField()
+                        ),
+                        null=True,
+                    ),
+                ),
+                (
+                    "limits",
+                    models.JSONField(
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"), models.JSONField()
+                        ),
+                        null=True,
+                    ),
+                ),
+                ("plan", models.CharField(db_default="free", max_length=50, null=True)),
+                (
+                    "subscription_status",
+                    models.CharField(db_default="active", max_length=20, null=True),
+                ),
+                ("trial_ends_at", models.DateTimeField(blank=True, null=True)),
+                ("subscription_ends_at", models.DateTimeField(blank=True, null=True)),
+                ("max_projects", models.IntegerField(db_default=3, null=True)),
+                ("max_tables_per_project", models.IntegerField(db_default=10, null=True)),
+                ("max_records", models.IntegerField(db_default=10000, null=True)),
+                (
+                    "settings",
+                    models.JSONField(
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"), models.JSONField()
+                        ),
+                        null=True,
+                    ),
+                ),
+                ("is_active", models.BooleanField(db_default=True, null=True)),
+                (
+                    "default_currency",
+                    hzm.db.fields.ForeignKey(
+                        db_column="default_currency",
+                        db_default="USD",
+                        null=True,
+                        related_name="+",
+                        to="cfg.currency",
+                    ),
+                ),
+                (
+                    "default_language",
+                    hzm.db.fields.ForeignKey(
+                        db_column="default_language",
+                        db_default="en",
+                        null=True,
+                        related_name="+",
+                        to="cfg.language",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'core"."tenants',
-                'ordering': ['name'],
+                "db_table": 'core"."tenants',
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='TableMetadata',
+            name="TableMetadata",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('is_deleted', models.BooleanField(db_default=False, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('deleted_by', models.IntegerField(blank=True, null=True)),
-                ('created_by', models.IntegerField(blank=True, null=True)),
-                ('updated_by', models.IntegerField(blank=True, null=True)),
-                ('table_name', models.CharField(max_length=100)),
-                ('physical_table_name', models.CharField(max_length=255)),
-                ('fields', models.JSONField(db_default=django.db.models.functions.comparison.Cast(models.Value('[]'), models.JSONField()))),
-                ('from_template', models.BooleanField(db_default=False, null=True)),
-                ('template_table_name', models.CharField(blank=True, max_length=100, null=True)),
-                ('is_active', models.BooleanField(db_default=True, null=True)),
-                ('project', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='tables', to='core.project')),
-                ('tenant', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='+', to='core.tenant')),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("is_deleted", models.BooleanField(db_default=False, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                ("deleted_by", models.IntegerField(blank=True, null=True)),
+                ("created_by", models.IntegerField(blank=True, null=True)),
+                ("updated_by", models.IntegerField(blank=True, null=True)),
+                ("table_name", models.CharField(max_length=100)),
+                ("physical_table_name", models.CharField(max_length=255)),
+                (
+                    "fields",
+                    models.JSONField(
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("[]"), models.JSONField()
+                        )
+                    ),
+                ),
+                ("from_template", models.BooleanField(db_default=False, null=True)),
+                ("template_table_name", models.CharField(blank=True, max_length=100, null=True)),
+                ("is_active", models.BooleanField(db_default=True, null=True)),
+                (
+                    "project",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="tables", to="core.project"
+                    ),
+                ),
+                (
+                    "tenant",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="+", to="core.tenant"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'table metadata',
-                'db_table': 'core"."table_metadata',
+                "verbose_name_plural": "table metadata",
+                "db_table": 'core"."table_metadata',
             },
         ),
         migrations.AddField(
-            model_name='project',
-            name='tenant',
-            field=hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='projects', to='core.tenant'),
+            model_name="project",
+            name="tenant",
+            field=hzm.db.fields.ForeignKey(
+                db_on_delete="CASCADE", related_name="projects", to="core.tenant"
+            ),
         ),
         migrations.CreateModel(
-            name='File',
+            name="File",
             fields=[
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('id', models.UUIDField(db_default=hzm.db.expressions.GenRandomUUID(), editable=False, primary_key=True, serialize=False)),
-                ('original_filename', models.CharField(blank=True, max_length=500, null=True)),
-                ('filename', models.CharField(blank=True, max_length=500, null=True)),
-                ('storage_path', models.TextField(blank=True, null=True)),
-                ('storage_provider', models.CharField(blank=True, max_length=50, null=True)),
-                ('mime_type', models.CharField(blank=True, max_length=100, null=True)),
-                ('file_size', models.BigIntegerField(blank=True, null=True)),
-                ('file_hash', models.CharField(blank=True, max_length=64, null=True)),
-                ('width', models.IntegerField(blank=True, null=True)),
-                ('height', models.IntegerField(blank=True, null=True)),
-                ('is_public', models.BooleanField(db_default=False, null=True)),
-                ('virus_scan_status', models.CharField(blank=True, max_length=20, null=True)),
-                ('virus_scan_at', models.DateTimeField(blank=True, null=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('is_deleted', models.BooleanField(db_default=False, null=True)),
-                ('uploaded_by', hzm.db.fields.ForeignKey(blank=True, db_column='uploaded_by', null=True, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tenant', hzm.db.fields.ForeignKey(related_name='+', to='core.tenant')),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "id",
+                    models.UUIDField(
+                        db_default=hzm.db.expressions.GenRandomUUID(),
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("original_filename", models.CharField(blank=True, max_length=500, null=True)),
+                ("filename", models.CharField(blank=True, max_length=500, null=True)),
+                ("storage_path", models.TextField(blank=True, null=True)),
+                ("storage_provider", models.CharField(blank=True, max_length=50, null=True)),
+                ("mime_type", models.CharField(blank=True, max_length=100, null=True)),
+                ("file_size", models.BigIntegerField(blank=True, null=True)),
+                ("file_hash", models.CharField(blank=True, max_length=64, null=True)),
+                ("width", models.IntegerField(blank=True, null=True)),
+                ("height", models.IntegerField(blank=True, null=True)),
+                ("is_public", models.BooleanField(db_default=False, null=True)),
+                ("virus_scan_status", models.CharField(blank=True, max_length=20, null=True)),
+                ("virus_scan_at", models.DateTimeField(blank=True, null=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("is_deleted", models.BooleanField(db_default=False, null=True)),
+                (
+                    "uploaded_by",
+                    hzm.db.fields.ForeignKey(
+                        blank=True,
+                        db_column="uploaded_by",
+                        null=True,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("tenant", hzm.db.fields.ForeignKey(related_name="+", to="core.tenant")),
             ],
             options={
-                'db_table': 'core"."files',
+                "db_table": 'core"."files',
             },
         ),
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('key_prefix', models.CharField(blank=True, max_length=20, null=True)),
-                ('key_hash', models.CharField(max_length=255)),
-                ('key_encrypted', models.TextField()),
-                ('permissions', models.JSONField(db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), models.JSONField()), null=True)),
-                ('scopes', django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), null=True, size=None)),
-                ('rate_limit_per_minute', models.IntegerField(db_default=60, null=True)),
-                ('rate_limit_per_day', models.IntegerField(db_default=10000, null=True)),
-                ('allowed_ips', django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), null=True, size=None)),
-                ('allowed_domains', django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), size=None)), null=True, size=None)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('total_requests', models.BigIntegerField(db_default=0, null=True)),
-                ('total_errors', models.IntegerField(db_default=0, null=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('is_active', models.BooleanField(db_default=True, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_by', models.IntegerField(blank=True, null=True)),
-                ('revoke_reason', models.TextField(blank=True, null=True)),
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('user', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='api_keys', to=settings.AUTH_USER_MODEL)),
-                ('project', hzm.db.fields.ForeignKey(blank=True, db_on_delete='CASCADE', null=True, related_name='api_keys', to='core.project')),
-                ('tenant', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='+', to='core.tenant')),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("key_prefix", models.CharField(blank=True, max_length=20, null=True)),
+                ("key_hash", models.CharField(max_length=255)),
+                ("key_encrypted", models.TextField()),
+                (
+                    "permissions",
+                    models.JSONField(
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"), models.JSONField()
+                        ),
+                        null=True,
+                    ),
+                ),
+                (
+                    "scopes",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.TextField(),
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"),
+                            django.contrib.postgres.fields.ArrayField(
+                                base_field=models.TextField(), size=None
+                            ),
+                        ),
+                        null=True,
+                        size=None,
+                    ),
+                ),
+                ("rate_limit_per_minute", models.IntegerField(db_default=60, null=True)),
+                ("rate_limit_per_day", models.IntegerField(db_default=10000, null=True)),
+                (
+                    "allowed_ips",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.TextField(),
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"),
+                            django.contrib.postgres.fields.ArrayField(
+                                base_field=models.TextField(), size=None
+                            ),
+                        ),
+                        null=True,
+                        size=None,
+                    ),
+                ),
+                (
+                    "allowed_domains",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.TextField(),
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"),
+                            django.contrib.postgres.fields.ArrayField(
+                                base_field=models.TextField(), size=None
+                            ),
+                        ),
+                        null=True,
+                        size=None,
+                    ),
+                ),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("total_requests", models.BigIntegerField(db_default=0, null=True)),
+                ("total_errors", models.IntegerField(db_default=0, null=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("is_active", models.BooleanField(db_default=True, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_by", models.IntegerField(blank=True, null=True)),
+                ("revoke_reason", models.TextField(blank=True, null=True)),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "user",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="api_keys", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "project",
+                    hzm.db.fields.ForeignKey(
+                        blank=True,
+                        db_on_delete="CASCADE",
+                        null=True,
+                        related_name="api_keys",
+                        to="core.project",
+                    ),
+                ),
+                (
+                    "tenant",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="+", to="core.tenant"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'core"."api_keys',
+                "db_table": 'core"."api_keys',
             },
         ),
         migrations.AddField(
-            model_name='user',
-            name='tenant',
-            field=hzm.db.fields.ForeignKey(related_name='users', to='core.tenant'),
+            model_name="user",
+            name="tenant",
+            field=hzm.db.fields.ForeignKey(related_name="users", to="core.tenant"),
         ),
         migrations.CreateModel(
-            name='UserSession',
+            name="UserSession",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=500)),
-                ('device_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('device_name', models.CharField(blank=True, max_length=255, null=True)),
-                ('device_type', models.CharField(blank=True, max_length=50, null=True)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.TextField(blank=True, null=True)),
-                ('location', models.JSONField(blank=True, null=True)),
-                ('expires_at', models.DateTimeField()),
-                ('last_activity_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('is_active', models.BooleanField(db_default=True, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('tenant', hzm.db.fields.ForeignKey(related_name='+', to='core.tenant')),
-                ('user', hzm.db.fields.ForeignKey(related_name='sessions', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token", models.CharField(max_length=500)),
+                ("device_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("device_name", models.CharField(blank=True, max_length=255, null=True)),
+                ("device_type", models.CharField(blank=True, max_length=50, null=True)),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.TextField(blank=True, null=True)),
+                ("location", models.JSONField(blank=True, null=True)),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "last_activity_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("is_active", models.BooleanField(db_default=True, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                ("tenant", hzm.db.fields.ForeignKey(related_name="+", to="core.tenant")),
+                (
+                    "user",
+                    hzm.db.fields.ForeignKey(related_name="sessions", to=settings.AUTH_USER_MODEL),
+                ),
             ],
             options={
-                'db_table': 'core"."user_sessions',
+                "db_table": 'core"."user_sessions',
             },
         ),
         migrations.CreateModel(
-            name='UserTwoFactor',
+            name="UserTwoFactor",
             fields=[
-                ('id', models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('method', models.CharField(max_length=20)),
-                ('secret_encrypted', models.TextField()),
-                ('backup_codes_encrypted', django.contrib.postgres.fields.ArrayField(base_field=models.TextField(), blank=True, null=True, size=None)),
-                ('is_enabled', models.BooleanField(db_default=False, null=True)),
-                ('enabled_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('tenant', hzm.db.fields.ForeignKey(related_name='+', to='core.tenant')),
-                ('user', hzm.db.fields.ForeignKey(null=True, related_name='two_factor', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.AutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("method", models.CharField(max_length=20)),
+                ("secret_encrypted", models.TextField()),
+                (
+                    "backup_codes_encrypted",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.TextField(), blank=True, null=True, size=None
+                    ),
+                ),
+                ("is_enabled", models.BooleanField(db_default=False, null=True)),
+                ("enabled_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("tenant", hzm.db.fields.ForeignKey(related_name="+", to="core.tenant")),
+                (
+                    "user",
+                    hzm.db.fields.ForeignKey(
+                        null=True, related_name="two_factor", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'db_table': 'core"."user_2fa',
+                "db_table": 'core"."user_2fa',
             },
         ),
         migrations.AddIndex(
-            model_name='tenant',
-            index=models.Index(fields=['slug'], name='idx_tenants_slug'),
+            model_name="tenant",
+            index=models.Index(fields=["slug"], name="idx_tenants_slug"),
         ),
         migrations.AddIndex(
-            model_name='tenant',
-            index=models.Index(condition=models.Q(('is_deleted', models.Value(False))), fields=['is_active'], name='idx_tenants_active'),
+            model_name="tenant",
+            index=models.Index(
+                condition=models.Q(("is_deleted", models.Value(False))),
+                fields=["is_active"],
+                name="idx_tenants_active",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tenant',
-            constraint=models.UniqueConstraint(fields=('slug',), name='tenants_slug_key'),
+            model_name="tenant",
+            constraint=models.UniqueConstraint(fields=("slug",), name="tenants_slug_key"),
         ),
         migrations.AddConstraint(
-            model_name='tenant',
-            constraint=models.UniqueConstraint(fields=('domain',), name='tenants_domain_key'),
+            model_name="tenant",
+            constraint=models.UniqueConstraint(fields=("domain",), name="tenants_domain_key"),
         ),
         migrations.AddIndex(
-            model_name='tablemetadata',
-            index=models.Index(fields=['tenant'], name='idx_table_metadata_tenant'),
+            model_name="tablemetadata",
+            index=models.Index(fields=["tenant"], name="idx_table_metadata_tenant"),
         ),
         migrations.AddIndex(
-            model_name='tablemetadata',
-            index=models.Index(fields=['project'], name='idx_table_metadata_project'),
+            model_name="tablemetadata",
+            index=models.Index(fields=["project"], name="idx_table_metadata_project"),
         ),
         migrations.AddIndex(
-            model_name='tablemetadata',
-            index=models.Index(fields=['physical_table_name'], name='idx_table_metadata_physical'),
+            model_name="tablemetadata",
+            index=models.Index(fields=["physical_table_name"], name="idx_table_metadata_physical"),
         ),
         migrations.AddIndex(
-            model_name='tablemetadata',
-            index=models.Index(condition=models.Q(models.Q(('is_active', models.Value(True))), models.Q(('is_deleted', models.Value(False)))), fields=['project'], name='idx_table_metadata_active'),
+            model_name="tablemetadata",
+            index=models.Index(
+                condition=models.Q(
+                    models.Q(("is_active", models.Value(True))),
+                    models.Q(("is_deleted", models.Value(False))),
+                ),
+                fields=["project"],
+                name="idx_table_metadata_active",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tablemetadata',
-            constraint=models.UniqueConstraint(fields=('physical_table_name',), name='table_metadata_physical_table_name_key'),
+            model_name="tablemetadata",
+            constraint=models.UniqueConstraint(
+                fields=("physical_table_name",), name="table_metadata_physical_table_name_key"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tablemetadata',
-            constraint=models.UniqueConstraint(fields=('tenant', 'project', 'table_name'), name='unique_table_per_project'),
+            model_name="tablemetadata",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "project", "table_name"), name="unique_table_per_project"
+            ),
         ),
         migrations.AddIndex(
-            model_name='project',
-            index=models.Index(fields=['tenant'], name='idx_projects_tenant'),
+            model_name="project",
+            index=models.Index(fields=["tenant"], name="idx_projects_tenant"),
         ),
         migrations.AddIndex(
-            model_name='project',
-            index=models.Index(fields=['user'], name='idx_projects_user'),
+            model_name="project",
+            index=models.Index(fields=["user"], name="idx_projects_user"),
         ),
         migrations.AddIndex(
-            model_name='project',
-            index=models.Index(fields=['api_key'], name='idx_projects_api_key'),
+            model_name="project",
+            index=models.Index(fields=["api_key"], name="idx_projects_api_key"),
         ),
         migrations.AddIndex(
-            model_name='project',
-            index=models.Index(condition=models.Q(models.Q(('is_active', models.Value(True))), models.Q(('is_deleted', models.Value(False)))), fields=['tenant'], name='idx_projects_active'),
+            model_name="project",
+            index=models.Index(
+                condition=models.Q(
+                    models.Q(("is_active", models.Value(True))),
+                    models.Q(("is_deleted", models.Value(False))),
+                ),
+                fields=["tenant"],
+                name="idx_projects_active",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.UniqueConstraint(fields=('api_key',), name='projects_api_key_key'),
+            model_name="project",
+            constraint=models.UniqueConstraint(fields=("api_key",), name="projects_api_key_key"),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='unique_project_name_per_tenant'),
+            model_name="project",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "name"), name="unique_project_name_per_tenant"
+            ),
         ),
         migrations.AddIndex(
-            model_name='file',
-            index=models.Index(fields=['tenant'], name='idx_files_tenant'),
+            model_name="file",
+            index=models.Index(fields=["tenant"], name="idx_files_tenant"),
         ),
         migrations.AddIndex(
-            model_name='file',
-            index=models.Index(fields=['file_hash'], name='idx_files_hash'),
+            model_name="file",
+            index=models.Index(fields=["file_hash"], name="idx_files_hash"),
         ),
         migrations.AddIndex(
-            model_name='apikey',
-            index=models.Index(fields=['tenant'], name='idx_api_keys_tenant'),
+            model_name="apikey",
+            index=models.Index(fields=["tenant"], name="idx_api_keys_tenant"),
         ),
         migrations.AddIndex(
-            model_name='apikey',
-            index=models.Index(fields=['project'], name='idx_api_keys_project'),
+            model_name="apikey",
+            index=models.Index(fields=["project"], name="idx_api_keys_project"),
         ),
         migrations.AddIndex(
-            model_name='apikey',
-            index=models.Index(fields=['key_prefix'], name='idx_api_keys_prefix'),
+            model_name="apikey",
+            index=models.Index(fields=["key_prefix"], name="idx_api_keys_prefix"),
         ),
         migrations.AddIndex(
-            model_name='apikey',
-            index=models.Index(condition=models.Q(('is_active', models.Value(True))), fields=['tenant'], name='idx_api_keys_active'),
+            model_name="apikey",
+            index=models.Index(
+                condition=models.Q(("is_active", models.Value(True))),
+                fields=["tenant"],
+                name="idx_api_keys_active",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='apikey',
-            constraint=models.UniqueConstraint(fields=('key_prefix',), name='api_keys_key_prefix_key'),
+            model_name="apikey",
+            constraint=models.UniqueConstraint(
+                fields=("key_prefix",), name="api_keys_key_prefix_key"
+            ),
         ),
         migrations.AddIndex(
-            model_name='user',
-            index=models.Index(fields=['tenant'], name='idx_users_tenant'),
+            model_name="user",
+            index=models.Index(fields=["tenant"], name="idx_users_tenant"),
         ),
         migrations.AddIndex(
-            model_name='user',
-            index=models.Index(fields=['email'], name='idx_users_email'),
+            model_name="user",
+            index=models.Index(fields=["email"], name="idx_users_email"),
         ),
         migrations.AddIndex(
-            model_name='user',
-            index=models.Index(condition=models.Q(models.Q(('is_active', models.Value(True))), models.Q(('is_deleted', models.Value(False)))), fields=['tenant'], name='idx_users_active'),
+            model_name="user",
+            index=models.Index(
+                condition=models.Q(
+                    models.Q(("is_active", models.Value(True))),
+                    models.Q(("is_deleted", models.Value(False))),
+                ),
+                fields=["tenant"],
+                name="idx_users_active",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.UniqueConstraint(fields=('email',), name='users_email_key'),
+            model_name="user",
+            constraint=models.UniqueConstraint(fields=("email",), name="users_email_key"),
         ),
         migrations.AddIndex(
-            model_name='usersession',
-            index=models.Index(fields=['user'], name='idx_sessions_user'),
+            model_name="usersession",
+            index=models.Index(fields=["user"], name="idx_sessions_user"),
         ),
         migrations.AddIndex(
-            model_name='usersession',
-            index=models.Index(fields=['token'], name='idx_sessions_token'),
+            model_name="usersession",
+            index=models.Index(fields=["token"], name="idx_sessions_token"),
         ),
         migrations.AddIndex(
-            model_name='usersession',
-            index=models.Index(fields=['expires_at'], name='idx_sessions_expire'),
+            model_name="usersession",
+            index=models.Index(fields=["expires_at"], name="idx_sessions_expire"),
         ),
         migrations.AddConstraint(
-            model_name='usersession',
-            constraint=models.UniqueConstraint(fields=('token',), name='user_sessions_token_key'),
+            model_name="usersession",
+            constraint=models.UniqueConstraint(fields=("token",), name="user_sessions_token_key"),
         ),
         migrations.AddConstraint(
-            model_name='usertwofactor',
-            constraint=models.UniqueConstraint(fields=('user',), name='user_2fa_user_id_key'),
+            model_name="usertwofactor",
+            constraint=models.UniqueConstraint(fields=("user",), name="user_2fa_user_id_key"),
         ),
         # The seed's triggers and row level security, named as the seed names them.
         hzm_ops.AttachTouchTrigger("tenant"),

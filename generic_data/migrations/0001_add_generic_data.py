@@ -10,37 +10,94 @@ from hzm.db import operations as hzm_ops
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('core', '0001_initial_schema'),
+        ("core", "0001_initial_schema"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='GenericData',
+            name="GenericData",
             fields=[
-                ('version', models.IntegerField(db_default=1, null=True)),
-                ('created_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('updated_at', models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True)),
-                ('is_deleted', models.BooleanField(db_default=False, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('deleted_by', models.IntegerField(blank=True, null=True)),
-                ('created_by', models.IntegerField(blank=True, null=True)),
-                ('updated_by', models.IntegerField(blank=True, null=True)),
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('data', models.JSONField(db_default=django.db.models.functions.comparison.Cast(models.Value('{}'), models.JSONField()))),
-                ('search_text', models.GeneratedField(db_persist=True, expression=hzm.db.expressions.JsonbToText('data'), output_field=models.TextField())),
-                ('project', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='+', to='core.project')),
-                ('table', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='rows', to='core.tablemetadata')),
-                ('tenant', hzm.db.fields.ForeignKey(db_on_delete='CASCADE', related_name='+', to='core.tenant')),
+                ("version", models.IntegerField(db_default=1, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(db_default=hzm.db.expressions.Now(), null=True),
+                ),
+                ("is_deleted", models.BooleanField(db_default=False, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                ("deleted_by", models.IntegerField(blank=True, null=True)),
+                ("created_by", models.IntegerField(blank=True, null=True)),
+                ("updated_by", models.IntegerField(blank=True, null=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "data",
+                    models.JSONField(
+                        db_default=django.db.models.functions.comparison.Cast(
+                            models.Value("{}"), models.JSONField()
+                        )
+                    ),
+                ),
+                (
+                    "search_text",
+                    models.GeneratedField(
+                        db_persist=True,
+                        expression=hzm.db.expressions.JsonbToText("data"),
+                        output_field=models.TextField(),
+                    ),
+                ),
+                (
+                    "project",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="+", to="core.project"
+                    ),
+                ),
+                (
+                    "table",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="rows", to="core.tablemetadata"
+                    ),
+                ),
+                (
+                    "tenant",
+                    hzm.db.fields.ForeignKey(
+                        db_on_delete="CASCADE", related_name="+", to="core.tenant"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'generic data',
-                'db_table': 'app"."generic_data',
-                'indexes': [models.Index(fields=['tenant'], name='idx_generic_data_tenant'), models.Index(fields=['project'], name='idx_generic_data_project'), models.Index(fields=['table'], name='idx_generic_data_table'), models.Index(condition=models.Q(('is_deleted', models.Value(False))), fields=['tenant', 'project', 'table'], name='idx_generic_data_composite'), django.contrib.postgres.indexes.GinIndex(models.Func(models.Value('english'), models.F('search_text'), function='to_tsvector'), name='idx_generic_data_search'), django.contrib.postgres.indexes.GinIndex(fields=['data'], name='idx_generic_data_jsonb')],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'project', 'table', 'id'), name='unique_generic_data_per_table')],
+                "verbose_name_plural": "generic data",
+                "db_table": 'app"."generic_data',
+                "indexes": [
+                    models.Index(fields=["tenant"], name="idx_generic_data_tenant"),
+                    models.Index(fields=["project"], name="idx_generic_data_project"),
+                    models.Index(fields=["table"], name="idx_generic_data_table"),
+                    models.Index(
+                        condition=models.Q(("is_deleted", models.Value(False))),
+                        fields=["tenant", "project", "table"],
+                        name="idx_generic_data_composite",
+                    ),
+                    django.contrib.postgres.indexes.GinIndex(
+                        models.Func(
+                            models.Value("english"), models.F("search_text"), function="to_tsvector"
+                        ),
+                        name="idx_generic_data_search",
+                    ),
+                    django.contrib.postgres.indexes.GinIndex(
+                        fields=["data"], name="idx_generic_data_jsonb"
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("tenant", "project", "table", "id"),
+                        name="unique_generic_data_per_table",
+                    )
+                ],
             },
         ),
         # The seed's triggers and row level security, named as the seed names them.

@@ -105,7 +105,7 @@ def _split_arguments(arguments: str) -> list[str]:
 
 
 def function_signature(arguments: str) -> str:
-    """The argument list as DROP FUNCTION wants it, defaults removed: 'a int DEFAULT 1' -> 'a int'."""
+    """The argument list as DROP FUNCTION takes it: 'a int DEFAULT 1' -> 'a int'."""
     return ", ".join(
         re.split(r"\s+(?:DEFAULT\b|=)", part, maxsplit=1, flags=re.IGNORECASE)[0].strip()
         for part in _split_arguments(arguments)

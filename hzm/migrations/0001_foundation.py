@@ -3,6 +3,7 @@
 Every app's first migration depends on this one. Function bodies are frozen here,
 as the seed writes them; a change to one is a new migration.
 """
+
 from django.contrib.postgres.operations import (
     CreateExtension,
     CryptoExtension,

@@ -5,6 +5,7 @@
 2. With the embedded default database (no DATABASE_URL), the local cluster is
    started before the first connection of the process.
 """
+
 from django.conf import settings
 from django.db.backends.postgresql import base, schema
 
