@@ -20,6 +20,14 @@ class DatabaseSchemaEditor(schema.DatabaseSchemaEditor):
     # non-deferrable constraints and cannot find a name outside the search_path.
     sql_delete_fk = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
 
+    def _create_like_index_sql(self, model, field):
+        # Platform tables (schema-qualified db_table) carry exactly the indexes the
+        # schema names; Django would add an unnamed varchar_pattern_ops index to
+        # every varchar primary key (cfg.languages.code, cfg.currencies.code).
+        if '"."' in model._meta.db_table:
+            return None
+        return super()._create_like_index_sql(model, field)
+
     def _create_fk_sql(self, model, field, suffix):
         statement = super()._create_fk_sql(model, field, suffix)
         db_on_delete = getattr(field, "db_on_delete", None)

@@ -1,0 +1,1 @@
+"""Parity of the migrated catalog with the seed SQL the platform schema comes from."""
