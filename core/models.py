@@ -126,7 +126,11 @@ class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
     class Meta:
         db_table = 'core"."users'
         ordering = ["email"]
-        constraints = [models.UniqueConstraint(fields=["email"], name="users_email_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["email"], name="users_email_key"),
+            # Target of the composite foreign keys that keep references within a tenant.
+            models.UniqueConstraint(fields=["tenant", "id"], name="users_tenant_id_id_key"),
+        ]
         indexes = [
             models.Index(fields=["tenant"], name="idx_users_tenant"),
             models.Index(fields=["email"], name="idx_users_email"),
@@ -206,9 +210,11 @@ class Project(Versioned, SoftDeletable, Authored):
         db_table = 'core"."projects'
         constraints = [
             models.UniqueConstraint(fields=["api_key"], name="projects_api_key_key"),
+            # Only live projects: a soft-deleted project's name can be used again.
             models.UniqueConstraint(
-                fields=["tenant", "name"], name="unique_project_name_per_tenant"
+                fields=["tenant", "name"], condition=LIVE, name="unique_project_name_per_tenant"
             ),
+            models.UniqueConstraint(fields=["tenant", "id"], name="projects_tenant_id_id_key"),
         ]
         indexes = [
             models.Index(fields=["tenant"], name="idx_projects_tenant"),
@@ -240,8 +246,14 @@ class TableMetadata(Versioned, SoftDeletable, Authored):
             models.UniqueConstraint(
                 fields=["physical_table_name"], name="table_metadata_physical_table_name_key"
             ),
+            # Only live tables: a soft-deleted table's name can be used again.
             models.UniqueConstraint(
-                fields=["tenant", "project", "table_name"], name="unique_table_per_project"
+                fields=["tenant", "project", "table_name"],
+                condition=LIVE,
+                name="unique_table_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "project", "id"], name="table_metadata_tenant_project_id_key"
             ),
         ]
         indexes = [

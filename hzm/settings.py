@@ -50,6 +50,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: tenant users' requests run as the runtime role.
+    "hzm.db.context.TenantContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -89,6 +91,10 @@ _default_db["ENGINE"] = DB_ENGINE
 _default_db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 _default_db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
 DATABASES = {"default": _default_db}
+
+# The runtime role: the NOLOGIN, NOBYPASSRLS role every tenant-facing query runs as
+# (hzm.db.context.tenant_context switches to it). Migrations create it when absent.
+HZM_APP_ROLE = env.str("HZM_APP_ROLE", default="hzm_app")
 
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 AUTH_USER_MODEL = "core.User"

@@ -1,11 +1,19 @@
-"""Column groups the platform's tables share, as abstract models.
+"""Column groups the platform's tables share, as abstract models, with their behaviour.
 
 Defaults are database defaults (db_default), so rows written by raw SQL or another
 client get them too. Nullability follows the seed: its bookkeeping columns have a
 DEFAULT but no NOT NULL.
+
+The triggers do the work; these classes make the ORM agree with them:
+- Versioned: app.touch_row bumps `version` on every UPDATE; save() uses it to refuse
+  a stale write (optimistic concurrency) instead of silently losing an update.
+- SoftDeletable: app.soft_delete turns DELETE into is_deleted = true; the default
+  manager hides deleted rows, `all_objects` shows them, restore() brings one back.
 """
 
-from django.db import models
+from typing import Any
+
+from django.db import models, router, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Cast
 
@@ -32,6 +40,10 @@ ACTIVE = Q(is_active=Value(True))
 ACTIVE_AND_LIVE = Q(ACTIVE, LIVE)
 
 
+class StaleObjectError(Exception):
+    """A save() found the row changed since it was read (its version moved on)."""
+
+
 class Versioned(models.Model):
     """version, created_at, updated_at: app.touch_row bumps version and updated_at."""
 
@@ -42,6 +54,52 @@ class Versioned(models.Model):
     class Meta:
         abstract = True
 
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        """UPDATE ... WHERE pk = %s AND version = <the version this instance read>."""
+        expected = self.version
+        if expected is None or not values:
+            return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+        if base_qs.filter(pk=pk_val, version=expected)._update(values) > 0:
+            # The trigger set version = old + 1 and a new updated_at: take the one,
+            # and defer the other so it is read from the row when next used.
+            self.version = expected + 1
+            self.__dict__.pop("updated_at", None)
+            return True
+        current = base_qs.filter(pk=pk_val).values_list("version", flat=True).first()
+        if current is None:
+            return False  # the row is gone: Django goes on to INSERT, as for any model
+        raise StaleObjectError(
+            f"{self._meta.db_table.replace(chr(34), '')} row {pk_val} was changed by someone "
+            f"else: this copy has version {expected}, the database has version {current}; "
+            "reload it and apply the change again"
+        )
+
+
+class SoftDeleteQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Soft-delete the rows: a plain DELETE, which the trigger turns into a mark.
+
+        Django's collector is skipped on purpose: it would cascade in Python (e.g. to
+        the admin log) what the database keeps, since the row stays.
+        """
+        count = self.count()
+        self._raw_delete(self.db)
+        return count, {self.model._meta.label: count} if count else {}
+
+    def restore(self) -> int:
+        """Bring soft-deleted rows back."""
+        return self.update(is_deleted=False, deleted_at=None, deleted_by=None)
+
+
+class LiveManager(models.Manager.from_queryset(SoftDeleteQuerySet)):
+    """Rows not soft-deleted: the default manager of soft-delete models."""
+
+    def get_queryset(self) -> SoftDeleteQuerySet:
+        return super().get_queryset().filter(LIVE)
+
+
+AllRowsManager = models.Manager.from_queryset(SoftDeleteQuerySet)
+
 
 class SoftDeletable(models.Model):
     """is_deleted, deleted_at, deleted_by: app.soft_delete turns DELETE into these."""
@@ -50,8 +108,28 @@ class SoftDeletable(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.IntegerField(null=True, blank=True)
 
+    objects = LiveManager()
+    all_objects = AllRowsManager()
+
     class Meta:
         abstract = True
+
+    def delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, Any]:
+        """Soft-delete this row; the instance then shows is_deleted, deleted_at, deleted_by."""
+        using = using or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            count, per_model = type(self).all_objects.using(using).filter(pk=self.pk).delete()
+            self.refresh_from_db(using=using, fields=["is_deleted", "deleted_at", "deleted_by"])
+        return count, per_model
+
+    def restore(self, using: str | None = None) -> None:
+        """Undo a soft delete of this row."""
+        using = using or router.db_for_write(type(self), instance=self)
+        type(self).all_objects.using(using).filter(pk=self.pk).restore()
+        self.is_deleted, self.deleted_at, self.deleted_by = False, None, None
+        if isinstance(self, Versioned):
+            self.__dict__.pop("version", None)
+            self.__dict__.pop("updated_at", None)
 
 
 class Authored(models.Model):

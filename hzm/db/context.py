@@ -1,18 +1,106 @@
-"""The database context of a unit of work: who acts, for which tenant.
+"""The database context of a unit of work: which tenant, which user, which request.
 
-Context lives in transaction-local settings (set_config(..., true)), read by
-app.current_tenant() and app.current_user_id(): the row level security policies
-and the audit trigger see it, and it ends with the transaction, so nothing leaks
-to the next request on a pooled connection.
+Tenant-facing code runs inside `tenant_context()`: one transaction in which the
+connection has switched (SET LOCAL ROLE) to the runtime role, which row level
+security cannot be bypassed by, and app.set_context() has named the tenant and the
+user. The policies `tenant_id = app.current_tenant()` then filter every read and
+check every write, and the audit trigger records the actor and the request.
+
+Everything is transaction-local (set_config(..., true)): the role and the context
+end with the transaction, so nothing leaks to the next request that gets the same
+pooled connection.
 """
-from django.db import connections, transaction
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.http import HttpRequest, HttpResponse
+
+from hzm.db.operations import runtime_role
 
 
-def set_audit_actor(user_id: int | None, tenant_id: int | None = None, using: str = "default"):
+class TenantContextError(RuntimeError):
+    """A tenant context was misused: no tenant given, or another tenant's is active."""
+
+
+def _active_tenant(connection: Any) -> int | None:
+    return getattr(connection, "hzm_tenant_id", None)
+
+
+@contextmanager
+def tenant_context(
+    tenant_id: int,
+    user_id: int | None = None,
+    *,
+    request_id: str | None = None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> Iterator[None]:
+    """Run the block as the runtime role, for one tenant, in one transaction.
+
+    Re-entering for the same tenant nests (a savepoint); entering for another tenant
+    while one is active raises TenantContextError. Used inside an outer transaction,
+    the previous role and an empty context are put back when the block ends, so the
+    outer transaction does not carry on as the tenant.
+    """
+    if tenant_id is None:
+        # Fail closed: a context without a tenant would show no rows anyway, and a
+        # caller that meant one has a bug worth hearing about.
+        raise TenantContextError("tenant_context() needs a tenant id, got None")
+    connection = connections[using]
+    active = _active_tenant(connection)
+    if active is not None:
+        if active != tenant_id:
+            raise TenantContextError(
+                f"tenant context for tenant {active} is active on database {using!r}; "
+                f"refusing to enter tenant {tenant_id} inside it"
+            )
+        with transaction.atomic(using=using):
+            yield
+        return
+
+    outer_transaction = connection.in_atomic_block
+    with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('role'), set_config('role', %s, true), "
+                "app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
+                [runtime_role(), tenant_id, user_id, request_id, ip_address, user_agent],
+            )
+            previous_role = cursor.fetchone()[0]
+        connection.hzm_tenant_id = tenant_id
+        try:
+            yield
+        finally:
+            connection.hzm_tenant_id = None
+        if outer_transaction:
+            # On error the savepoint's rollback undoes the SET LOCALs by itself; on
+            # success they would outlive the block, so undo them here.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('role', %s, true), app.set_context(NULL, NULL), "
+                    "app.set_request_context(NULL, NULL, NULL)",
+                    [previous_role],
+                )
+
+
+def current_tenant(using: str = DEFAULT_DB_ALIAS) -> int | None:
+    """The tenant whose context is active on this connection, if any."""
+    return _active_tenant(connections[using])
+
+
+def set_audit_actor(
+    user_id: int | None, tenant_id: int | None = None, using: str = DEFAULT_DB_ALIAS
+) -> None:
     """Record `user_id` (and optionally the tenant) as the actor of the current transaction.
 
-    Must run inside transaction.atomic(): outside one the setting would end with the
-    statement's own implicit transaction and audit nothing.
+    For platform staff working outside any tenant context (the admin). Must run inside
+    transaction.atomic(): outside one the setting would end with the statement's own
+    implicit transaction and audit nothing.
     """
     connection = connections[using]
     if not connection.in_atomic_block:
@@ -21,3 +109,46 @@ def set_audit_actor(user_id: int | None, tenant_id: int | None = None, using: st
         )
     with connection.cursor() as cursor:
         cursor.execute("SELECT app.set_context(%s, %s)", [tenant_id, user_id])
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
+
+
+def request_id_for(request: HttpRequest) -> str:
+    """The caller's X-Request-ID if well-formed (fits audit_logs.request_id), else a new one."""
+    supplied = request.headers.get("X-Request-ID", "")
+    return supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def is_platform_staff(user: Any) -> bool:
+    return bool(getattr(user, "is_staff", False))
+
+
+class TenantContextMiddleware:
+    """Runs each tenant-facing request inside tenant_context() for the signed-in user.
+
+    Tenant users' requests run as the runtime role for their tenant, with the request
+    id, client IP and user agent in the transaction for the audit trail. Anonymous
+    requests and platform staff (the admin) are left as they are. The request id is
+    returned in the X-Request-ID response header.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.request_id = request_id_for(request)
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or is_platform_staff(user):
+            response = self.get_response(request)
+        else:
+            with tenant_context(
+                user.tenant_id,
+                user.pk,
+                request_id=request.request_id,
+                ip_address=request.META.get("REMOTE_ADDR") or None,
+                user_agent=request.headers.get("User-Agent") or None,
+            ):
+                response = self.get_response(request)
+        response["X-Request-ID"] = request.request_id
+        return response

@@ -52,11 +52,23 @@ class CreateSchema(SQLOperation):
         return f"create_schema_{self.name}"
 
 
+FUNCTION_OPTION_DEFAULTS: dict[str, Any] = {
+    "language": "plpgsql",
+    "volatility": "VOLATILE",
+    "strict": False,
+    "parallel_safe": False,
+    "security_definer": False,
+    "search_path": None,
+}
+
+
 class InstallFunction(SQLOperation):
     """Install a SQL or PL/pgSQL function whose body is frozen in the migration.
 
-    Reversing drops the function; a later change of the body is a new operation in
-    a new migration, so an applied migration never changes meaning.
+    Reversing drops the function. A later change of a function is a new
+    InstallFunction in a new migration with `replaces`: the previous definition
+    (returns, body and any non-default options, as a dict), which reversing restores,
+    so an applied migration never changes meaning.
     """
 
     def __init__(
@@ -71,6 +83,7 @@ class InstallFunction(SQLOperation):
         parallel_safe: bool = False,
         security_definer: bool = False,
         search_path: str | None = None,
+        replaces: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.arguments = arguments
@@ -82,8 +95,10 @@ class InstallFunction(SQLOperation):
         self.parallel_safe = parallel_safe
         self.security_definer = security_definer
         self.search_path = search_path
+        self.replaces = replaces
         # Render once now so a bad name or option fails when the migration is loaded.
         self._create_sql()
+        self._restore_sql()
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -92,41 +107,33 @@ class InstallFunction(SQLOperation):
             "returns": self.returns,
             "body": self.body,
         }
-        defaults = {
-            "language": "plpgsql",
-            "volatility": "VOLATILE",
-            "strict": False,
-            "parallel_safe": False,
-            "security_definer": False,
-            "search_path": None,
-        }
-        for key, default in defaults.items():
+        for key, default in FUNCTION_OPTION_DEFAULTS.items():
             if getattr(self, key) != default:
                 kwargs[key] = getattr(self, key)
+        if self.replaces is not None:
+            kwargs["replaces"] = self.replaces
         return self.__class__.__qualname__, [], kwargs
 
     def _create_sql(self) -> str:
-        return sql.create_function(
-            self.name,
-            self.arguments,
-            self.returns,
-            self.body,
-            language=self.language,
-            volatility=self.volatility,
-            strict=self.strict,
-            parallel_safe=self.parallel_safe,
-            security_definer=self.security_definer,
-            search_path=self.search_path,
-        )
+        options = {key: getattr(self, key) for key in FUNCTION_OPTION_DEFAULTS}
+        return sql.create_function(self.name, self.arguments, self.returns, self.body, **options)
+
+    def _restore_sql(self) -> str:
+        """Reversing: the previous definition back, or the function dropped."""
+        if self.replaces is None:
+            return sql.drop_function(self.name, self.arguments)
+        previous = {**FUNCTION_OPTION_DEFAULTS, **self.replaces}
+        return sql.create_function(self.name, self.arguments, **previous)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
         self._run(schema_editor, [self._create_sql()])
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-        self._run(schema_editor, [sql.drop_function(self.name, self.arguments)])
+        self._run(schema_editor, [self._restore_sql()])
 
     def describe(self) -> str:
-        return f"Install function {self.name}({sql.function_signature(self.arguments)})"
+        verb = "Replace" if self.replaces is not None else "Install"
+        return f"{verb} function {self.name}({sql.function_signature(self.arguments)})"
 
     @property
     def migration_name_fragment(self) -> str:
@@ -188,18 +195,42 @@ class EnableTenantRLS(TableOperation):
     """ENABLE and FORCE row level security with the policy rls_<stem>_tenant.
 
     The policy admits a row for reading (USING) and writing (WITH CHECK) only when
-    its tenant_id is the tenant of the current context; no context, no rows.
+    its `column` (tenant_id; core.tenants uses its own id) is the tenant of the
+    current context; no context, no rows. With `shared_rows`, rows whose column is
+    NULL are readable by every tenant but still writable by none.
     """
+
+    def __init__(
+        self,
+        model_name: str,
+        stem: str | None = None,
+        column: str = "tenant_id",
+        shared_rows: bool = False,
+    ) -> None:
+        super().__init__(model_name, stem)
+        self.column = sql.validate_identifier(column, "column")
+        self.shared_rows = shared_rows
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        name, args, kwargs = super().deconstruct()
+        if self.column != "tenant_id":
+            kwargs["column"] = self.column
+        if self.shared_rows:
+            kwargs["shared_rows"] = True
+        return name, args, kwargs
 
     def _policy(self, table: str) -> str:
         return sql.policy_name(self._stem(table))
 
     def _create_sql(self, schema: str, table: str) -> list[str]:
-        predicate = sql.tenant_predicate()
         return [
             *sql.enable_row_level_security(schema, table),
             sql.create_policy(
-                self._policy(table), schema, table, using=predicate, with_check=predicate
+                self._policy(table),
+                schema,
+                table,
+                using=sql.tenant_predicate(self.column, shared_rows=self.shared_rows),
+                with_check=sql.tenant_predicate(self.column),
             ),
         ]
 
@@ -217,6 +248,57 @@ class EnableTenantRLS(TableOperation):
         return f"{self.model_name_lower}_tenant_rls"
 
 
+class CreatePolicy(TableOperation):
+    """An additional row level security policy, its conditions frozen in the migration."""
+
+    def __init__(
+        self,
+        model_name: str,
+        name: str,
+        command: str = "ALL",
+        using: str | None = None,
+        with_check: str | None = None,
+    ) -> None:
+        super().__init__(model_name)
+        self.name = sql.validate_identifier(name, "policy")
+        self.command = command
+        self.using = using
+        self.with_check = with_check
+        self._create_sql("s", "t")  # a bad command or missing condition fails on load
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {"model_name": self.model_name, "name": self.name}
+        if self.command != "ALL":
+            kwargs["command"] = self.command
+        if self.using is not None:
+            kwargs["using"] = self.using
+        if self.with_check is not None:
+            kwargs["with_check"] = self.with_check
+        return self.__class__.__qualname__, [], kwargs
+
+    def _create_sql(self, schema: str, table: str) -> list[str]:
+        return [
+            sql.create_policy(
+                self.name,
+                schema,
+                table,
+                using=self.using,
+                with_check=self.with_check,
+                command=self.command,
+            )
+        ]
+
+    def _drop_sql(self, schema: str, table: str) -> list[str]:
+        return [sql.drop_policy(self.name, schema, table)]
+
+    def describe(self) -> str:
+        return f"Create policy {self.name} on {self.model_name}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"policy_{self.name}"
+
+
 class AttachTrigger(TableOperation):
     """A row trigger named trg_<stem>_<kind> that runs `function` at `timing` on `events`."""
 
@@ -228,7 +310,10 @@ class AttachTrigger(TableOperation):
     def _name(self, table: str) -> str:
         return sql.trigger_name(self._stem(table), self.kind)
 
-    def _create_sql(self, schema: str, table: str) -> list[str]:
+    def _arguments(self, model: Any) -> tuple[str, ...]:
+        return ()
+
+    def _create_sql(self, schema: str, table: str, model: Any = None) -> list[str]:
         return [
             sql.create_trigger(
                 self._name(table),
@@ -237,11 +322,18 @@ class AttachTrigger(TableOperation):
                 timing=self.timing,
                 events=self.events,
                 function=self.function,
+                arguments=self._arguments(model),
             )
         ]
 
     def _drop_sql(self, schema: str, table: str) -> list[str]:
         return [sql.drop_trigger(self._name(table), schema, table)]
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        target = self._table(app_label, to_state, schema_editor)
+        if target:
+            self._run(schema_editor, self._create_sql(*target, model=model))
 
     def describe(self) -> str:
         return f"Attach {self.kind} trigger ({self.function}) to {self.model_name}"
@@ -270,9 +362,170 @@ class AttachSoftDeleteTrigger(AttachTrigger):
 
 
 class AttachAuditTrigger(AttachTrigger):
-    """AFTER INSERT/UPDATE/DELETE: write the change to ops.audit_logs (ops.log_audit)."""
+    """AFTER INSERT/UPDATE/DELETE: write the change to ops.audit_logs (ops.log_audit).
+
+    A table whose primary key is not `id` passes its key columns to the function,
+    which records them, comma-separated, as the entity id.
+    """
 
     kind = "audit"
     timing = "AFTER"
     events = ("INSERT", "UPDATE", "DELETE")
     function = "ops.log_audit"
+
+    def _arguments(self, model: Any) -> tuple[str, ...]:
+        if model is None:
+            return ()
+        key_columns = tuple(field.column for field in _primary_key_fields(model))
+        return () if key_columns == ("id",) else key_columns
+
+
+def _primary_key_fields(model: Any) -> list[Any]:
+    """The fields of a model's primary key (several for a CompositePrimaryKey)."""
+    pk = model._meta.pk
+    return list(getattr(pk, "fields", None) or [pk])
+
+
+class EnsureRuntimeRole(SQLOperation):
+    """Create the runtime role (settings.HZM_APP_ROLE) when absent, without any bypass.
+
+    Roles are cluster-wide: reversing drops it only when no other database on the
+    cluster still grants it anything.
+    """
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.ensure_runtime_role(runtime_role())])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.drop_role_if_unused(runtime_role())])
+
+    def describe(self) -> str:
+        return "Ensure the runtime role exists (settings.HZM_APP_ROLE)"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return "runtime_role"
+
+
+def runtime_role() -> str:
+    """The runtime role's name, from settings (HZM_APP_ROLE, default hzm_app)."""
+    from django.conf import settings
+
+    return sql.validate_identifier(getattr(settings, "HZM_APP_ROLE", "hzm_app"), "HZM_APP_ROLE")
+
+
+class GrantSchemaUsage(SQLOperation):
+    """GRANT USAGE on a schema to the runtime role; reversing revokes it."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = sql.validate_identifier(schema, "schema")
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {"schema": self.schema}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.grant_schema_usage(self.schema, runtime_role())])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.revoke_schema_usage(self.schema, runtime_role())])
+
+    def describe(self) -> str:
+        return f"Grant usage on schema {self.schema} to the runtime role"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_usage_{self.schema}"
+
+
+class GrantTablePrivileges(TableOperation):
+    """GRANT table privileges on a model's table to the runtime role; reversing revokes."""
+
+    def __init__(self, model_name: str, privileges: tuple[str, ...] | list[str]) -> None:
+        super().__init__(model_name)
+        self.privileges = tuple(privileges)
+        sql.grant_table_privileges("s", "t", "r", self.privileges)  # fails on load if bad
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            self.__class__.__qualname__,
+            [],
+            {"model_name": self.model_name, "privileges": list(self.privileges)},
+        )
+
+    def _create_sql(self, schema: str, table: str) -> list[str]:
+        return [sql.grant_table_privileges(schema, table, runtime_role(), self.privileges)]
+
+    def _drop_sql(self, schema: str, table: str) -> list[str]:
+        return [sql.revoke_table_privileges(schema, table, runtime_role(), self.privileges)]
+
+    def describe(self) -> str:
+        return f"Grant {', '.join(self.privileges)} on {self.model_name} to the runtime role"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_{self.model_name_lower}"
+
+
+class AddTenantForeignKey(TableOperation):
+    """A composite foreign key (tenant_id, x_id) -> target (tenant_id, id).
+
+    Django has no multi-column foreign key field; this constraint lives beside the
+    model's own single-column one and makes the database refuse a row that points at
+    another tenant's row, whoever writes it (foreign key checks ignore RLS).
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        name: str,
+        columns: tuple[str, ...] | list[str],
+        to_model: str,
+        to_columns: tuple[str, ...] | list[str],
+    ) -> None:
+        super().__init__(model_name)
+        self.name = sql.validate_identifier(name, "constraint")
+        self.columns = tuple(columns)
+        self.to_model = to_model
+        self.to_columns = tuple(to_columns)
+        sql.add_foreign_key(self.name, "", "t", self.columns, "", "t", self.to_columns)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            self.__class__.__qualname__,
+            [],
+            {
+                "model_name": self.model_name,
+                "name": self.name,
+                "columns": list(self.columns),
+                "to_model": self.to_model,
+                "to_columns": list(self.to_columns),
+            },
+        )
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        target = self._table(app_label, to_state, schema_editor)
+        if target:
+            to_app, _, to_name = self.to_model.rpartition(".")
+            to_model = to_state.apps.get_model(to_app or app_label, to_name)
+            to_schema, to_table = sql.split_db_table(to_model._meta.db_table)
+            statement = sql.add_foreign_key(
+                self.name, *target, self.columns, to_schema, to_table, self.to_columns
+            )
+            self._run(schema_editor, [statement])
+
+    def _drop_sql(self, schema: str, table: str) -> list[str]:
+        return [sql.drop_constraint(self.name, schema, table)]
+
+    def describe(self) -> str:
+        return f"Add tenant foreign key {self.name} on {self.model_name} -> {self.to_model}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return self.name
+
+    def references_model(self, name: str, app_label: str) -> bool:
+        to_name = self.to_model.rpartition(".")[2]
+        return name.lower() in (self.model_name_lower, to_name.lower())

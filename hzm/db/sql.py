@@ -167,12 +167,107 @@ def drop_function(name: str, arguments: str) -> str:
     return f"DROP FUNCTION {qualified_name(name, 'function')}({function_signature(arguments)})"
 
 
+# --- Roles and privileges ------------------------------------------------------------
+
+# What the runtime role may never be: a superuser, a role that bypasses row level
+# security, a login role (the application reaches it only through SET ROLE), or one
+# that creates databases or roles.
+RUNTIME_ROLE_ATTRIBUTES = "NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def _role_literal(role: str) -> str:
+    """A validated role name as a string literal (validation excludes quotes)."""
+    return "'" + validate_identifier(role, "role") + "'"
+
+
+def ensure_runtime_role(role: str) -> str:
+    """Create the runtime role when absent; strip any dangerous attribute it already has.
+
+    Roles belong to the cluster, not the database: a role made by another database's
+    migrations (or by a DBA) is reused, and only altered if it could bypass RLS.
+    """
+    literal, quoted = _role_literal(role), quote_identifier(role, "role")
+    return (
+        "DO $$\n"
+        "BEGIN\n"
+        f"  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {literal}) THEN\n"
+        f"    CREATE ROLE {quoted} {RUNTIME_ROLE_ATTRIBUTES};\n"
+        "  ELSIF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = "
+        f"{literal} AND (rolsuper OR rolbypassrls OR rolcanlogin OR rolcreatedb OR rolcreaterole "
+        "OR rolinherit)) THEN\n"
+        f"    ALTER ROLE {quoted} {RUNTIME_ROLE_ATTRIBUTES};\n"
+        "  END IF;\n"
+        "END\n"
+        "$$"
+    )
+
+
+def drop_role_if_unused(role: str) -> str:
+    """Drop the role unless another database still grants it something (then keep it)."""
+    literal, quoted = _role_literal(role), quote_identifier(role, "role")
+    return (
+        "DO $$\n"
+        "BEGIN\n"
+        f"  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {literal}) THEN\n"
+        f"    DROP ROLE {quoted};\n"
+        "  END IF;\n"
+        "EXCEPTION WHEN dependent_objects_still_exist THEN\n"
+        f"  RAISE NOTICE 'role % is still used by another database: kept', {literal};\n"
+        "END\n"
+        "$$"
+    )
+
+
+def grant_schema_usage(schema: str, role: str) -> str:
+    return (
+        f"GRANT USAGE ON SCHEMA {quote_identifier(schema, 'schema')} "
+        f"TO {quote_identifier(role, 'role')}"
+    )
+
+
+def revoke_schema_usage(schema: str, role: str) -> str:
+    return (
+        f"REVOKE USAGE ON SCHEMA {quote_identifier(schema, 'schema')} "
+        f"FROM {quote_identifier(role, 'role')}"
+    )
+
+
+def _privileges(privileges: tuple[str, ...]) -> str:
+    if not privileges or any(p not in TABLE_PRIVILEGES for p in privileges):
+        raise ValueError(
+            f"table privileges {privileges!r} must be some of {', '.join(TABLE_PRIVILEGES)}"
+        )
+    return ", ".join(privileges)
+
+
+def grant_table_privileges(schema: str, table: str, role: str, privileges: tuple[str, ...]) -> str:
+    return (
+        f"GRANT {_privileges(privileges)} ON {table_ref(schema, table)} "
+        f"TO {quote_identifier(role, 'role')}"
+    )
+
+
+def revoke_table_privileges(schema: str, table: str, role: str, privileges: tuple[str, ...]) -> str:
+    return (
+        f"REVOKE {_privileges(privileges)} ON {table_ref(schema, table)} "
+        f"FROM {quote_identifier(role, 'role')}"
+    )
+
+
 # --- Row level security -----------------------------------------------------------------
 
 
-def tenant_predicate(column: str = "tenant_id") -> str:
-    """The tenant policy's condition: the row belongs to the tenant of the current context."""
-    return f"{quote_identifier(column, 'column')} = app.current_tenant()"
+def tenant_predicate(column: str = "tenant_id", *, shared_rows: bool = False) -> str:
+    """The tenant policy's condition: the row belongs to the tenant of the current context.
+
+    With `shared_rows`, rows whose tenant column is NULL (platform-wide rows, such as
+    global translations) are visible to every tenant as well.
+    """
+    predicate = f"{quote_identifier(column, 'column')} = app.current_tenant()"
+    if shared_rows:
+        predicate = f"{quote_identifier(column, 'column')} IS NULL OR {predicate}"
+    return predicate
 
 
 def enable_row_level_security(schema: str, table: str, *, force: bool = True) -> list[str]:
@@ -191,14 +286,28 @@ def disable_row_level_security(schema: str, table: str, *, force: bool = True) -
     return statements
 
 
+POLICY_COMMANDS = ("ALL", "SELECT", "INSERT", "UPDATE", "DELETE")
+
+
 def create_policy(
-    name: str, schema: str, table: str, *, using: str, with_check: str | None = None
+    name: str,
+    schema: str,
+    table: str,
+    *,
+    using: str | None,
+    with_check: str | None = None,
+    command: str = "ALL",
 ) -> str:
     """CREATE POLICY; `using`/`with_check` are SQL conditions written in code, never input."""
-    sql = (
-        f"CREATE POLICY {quote_identifier(name, 'policy')} ON {table_ref(schema, table)} "
-        f"USING ({using})"
-    )
+    if command not in POLICY_COMMANDS:
+        raise ValueError(f"policy command {command!r} is not one of {', '.join(POLICY_COMMANDS)}")
+    if using is None and with_check is None:
+        raise ValueError(f"policy {name!r} needs a USING or a WITH CHECK condition")
+    sql = f"CREATE POLICY {quote_identifier(name, 'policy')} ON {table_ref(schema, table)}"
+    if command != "ALL":
+        sql += f" FOR {command}"
+    if using is not None:
+        sql += f" USING ({using})"
     if with_check is not None:
         sql += f" WITH CHECK ({with_check})"
     return sql
@@ -222,17 +331,29 @@ def policy_name(stem: str) -> str:
 
 
 def create_trigger(
-    name: str, schema: str, table: str, *, timing: str, events: tuple[str, ...], function: str
+    name: str,
+    schema: str,
+    table: str,
+    *,
+    timing: str,
+    events: tuple[str, ...],
+    function: str,
+    arguments: tuple[str, ...] = (),
 ) -> str:
-    """CREATE TRIGGER ... FOR EACH ROW EXECUTE FUNCTION <function>()."""
+    """CREATE TRIGGER ... FOR EACH ROW EXECUTE FUNCTION <function>(<arguments>).
+
+    Trigger arguments reach the function as TG_ARGV; they are column names here
+    (validated), rendered as string literals.
+    """
     if timing not in TRIGGER_TIMINGS:
         raise ValueError(f"trigger timing {timing!r} is not one of {', '.join(TRIGGER_TIMINGS)}")
     if not events or any(event not in TRIGGER_EVENTS for event in events):
         raise ValueError(f"trigger events {events!r} must be some of {', '.join(TRIGGER_EVENTS)}")
+    args = ", ".join(f"'{validate_identifier(a, 'trigger argument')}'" for a in arguments)
     return (
         f"CREATE TRIGGER {quote_identifier(name, 'trigger')} {timing} {' OR '.join(events)} "
         f"ON {table_ref(schema, table)} FOR EACH ROW "
-        f"EXECUTE FUNCTION {qualified_name(function, 'function')}()"
+        f"EXECUTE FUNCTION {qualified_name(function, 'function')}({args})"
     )
 
 
@@ -241,6 +362,39 @@ def drop_trigger(name: str, schema: str, table: str) -> str:
 
 
 # --- Foreign keys -----------------------------------------------------------------------
+
+
+def add_foreign_key(
+    name: str,
+    schema: str,
+    table: str,
+    columns: tuple[str, ...],
+    to_schema: str,
+    to_table: str,
+    to_columns: tuple[str, ...],
+    on_delete: str = "NO ACTION",
+) -> str:
+    """ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY over one or more columns."""
+    if not columns or len(columns) != len(to_columns):
+        raise ValueError(
+            f"foreign key {name!r}: {len(columns)} column(s) cannot reference "
+            f"{len(to_columns)} column(s)"
+        )
+    cols = ", ".join(quote_identifier(c, "column") for c in columns)
+    to_cols = ", ".join(quote_identifier(c, "column") for c in to_columns)
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} "
+        f"ADD CONSTRAINT {quote_identifier(name, 'constraint')} "
+        f"FOREIGN KEY ({cols}) REFERENCES {table_ref(to_schema, to_table)} ({to_cols})"
+        f"{on_delete_clause(on_delete)}"
+    )
+
+
+def drop_constraint(name: str, schema: str, table: str) -> str:
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} "
+        f"DROP CONSTRAINT {quote_identifier(name, 'constraint')}"
+    )
 
 
 def on_delete_clause(rule: str) -> str:

@@ -9,7 +9,7 @@
 from django.conf import settings
 from django.db.backends.postgresql import base, schema
 
-from hzm.db.sql import on_delete_clause
+from hzm.db.sql import on_delete_clause, split_db_table
 
 
 class DatabaseSchemaEditor(schema.DatabaseSchemaEditor):
@@ -19,6 +19,27 @@ class DatabaseSchemaEditor(schema.DatabaseSchemaEditor):
     # Django's version starts with SET CONSTRAINTS ... IMMEDIATE, which fails for
     # non-deferrable constraints and cannot find a name outside the search_path.
     sql_delete_fk = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
+
+    # Django names an index without its schema in DROP INDEX and ALTER INDEX; for a
+    # platform table (db_table 'core"."users') PostgreSQL would then look for it on
+    # the search_path, and DROP INDEX IF EXISTS would silently drop nothing.
+    def _qualify_index_name(self, statement, model, part="name"):
+        schema, _table = split_db_table(model._meta.db_table)
+        if schema and statement.template.lstrip().upper().startswith(("DROP INDEX", "ALTER INDEX")):
+            statement.parts[part] = f"{self.quote_name(schema)}.{statement.parts[part]}"
+        return statement
+
+    def _delete_index_sql(self, model, name, sql=None, concurrently=False):
+        statement = super()._delete_index_sql(model, name, sql, concurrently)
+        return self._qualify_index_name(statement, model)
+
+    def _delete_constraint_sql(self, template, model, name):
+        statement = super()._delete_constraint_sql(template, model, name)
+        return self._qualify_index_name(statement, model)
+
+    def _rename_index_sql(self, model, old_name, new_name):
+        statement = super()._rename_index_sql(model, old_name, new_name)
+        return self._qualify_index_name(statement, model, part="old_name")
 
     def _create_like_index_sql(self, model, field):
         # Platform tables (schema-qualified db_table) carry exactly the indexes the

@@ -1,0 +1,68 @@
+"""Helpers shared by tests that need a database of their own or a manage.py subprocess."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Keys of DATABASES["OPTIONS"] that Django consumes itself; libpq would reject them.
+DJANGO_ONLY_OPTIONS = frozenset({"assume_role", "isolation_level", "pool", "server_side_binding"})
+
+
+def server_params(dbname: str) -> dict[str, Any]:
+    """libpq parameters for `dbname` on the test database's server, as its user."""
+    settings = connection.settings_dict
+    params = {
+        key: value for key, value in settings["OPTIONS"].items() if key not in DJANGO_ONLY_OPTIONS
+    }
+    # As Django does: a non-empty USER/HOST/... setting wins over the same key in OPTIONS.
+    for key, setting in (
+        ("user", "USER"),
+        ("password", "PASSWORD"),
+        ("host", "HOST"),
+        ("port", "PORT"),
+    ):
+        if settings[setting]:
+            params[key] = settings[setting]
+    params["dbname"] = dbname
+    return params
+
+
+def database_url(dbname: str) -> str:
+    """A DATABASE_URL for `dbname` on the test database's server (socket hosts included)."""
+    params = server_params(dbname)
+    userinfo = quote(params.get("user", ""), safe="")
+    if params.get("password"):
+        userinfo += ":" + quote(str(params["password"]), safe="")
+    host = str(params.get("host", ""))
+    port = str(params.get("port", "") or "")
+    if host.startswith("/"):
+        query = f"?host={quote(host, safe='/')}" + (f"&port={port}" if port else "")
+        return f"postgresql://{userinfo}@/{quote(dbname, safe='')}{query}"
+    hostport = host + (f":{port}" if port else "")
+    return f"postgresql://{userinfo}@{hostport}/{quote(dbname, safe='')}"
+
+
+def manage(*args: str, dbname: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python manage.py ARGS` against database `dbname`, as a user would."""
+    env = {**os.environ, "DATABASE_URL": database_url(dbname)}
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"manage.py {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
