@@ -6,11 +6,15 @@ declared by their own names; triggers and row level security are attached by
 core/migrations/0001_initial_schema.py.
 """
 
+import secrets as secrets_module
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.postgres.fields import ArrayField
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
 from cfg.models import Currency, Language
 from hzm.db import fields
@@ -19,12 +23,22 @@ from hzm.db.columns import (
     ACTIVE_AND_LIVE,
     LIVE,
     Authored,
+    LiveManager,
     SoftDeletable,
     Versioned,
     jsonb_default,
     text_array_default,
 )
 from hzm.db.expressions import GenRandomUUID, Now
+from hzm.secrets import api_key_matches, decrypt, encrypt, hash_api_key
+
+
+class TenantManager(LiveManager):
+    """Live tenants, as for every soft-delete model; a tenant's natural key is its slug."""
+
+    def get_by_natural_key(self, slug: str) -> "Tenant":
+        # Deleted tenants too: a fixture naming one must update it, not collide with its slug.
+        return self.model.all_objects.db_manager(self.db).get(slug=slug)
 
 
 class Tenant(Versioned, SoftDeletable):
@@ -67,6 +81,8 @@ class Tenant(Versioned, SoftDeletable):
     settings = models.JSONField(null=True, db_default=jsonb_default("{}"))
     is_active = models.BooleanField(null=True, db_default=True)
 
+    objects = TenantManager()
+
     class Meta:
         db_table = 'core"."tenants'
         ordering = ["name"]
@@ -82,6 +98,15 @@ class Tenant(Versioned, SoftDeletable):
     def __str__(self) -> str:
         return self.name
 
+    def natural_key(self) -> tuple[str]:
+        return (self.slug,)
+
+
+# Platform staff: users of the platform tenant whose role is platform_admin. They, and
+# only they, sign in to the Django admin (User.is_staff is derived from the role).
+PLATFORM_ADMIN_ROLE = "platform_admin"
+PLATFORM_TENANT_SLUG = "platform"
+
 
 class UserManager(BaseUserManager):
     """Creates platform users; an email is the username."""
@@ -95,6 +120,36 @@ class UserManager(BaseUserManager):
         user.set_password(password)
         user.save(using=self._db)
         return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> "User":
+        """A platform admin in the platform tenant, which is created when missing.
+
+        What `manage.py createsuperuser` calls; a failure leaves neither tenant nor user.
+        """
+        role = extra.setdefault("role", PLATFORM_ADMIN_ROLE)
+        if role != PLATFORM_ADMIN_ROLE:
+            raise ValueError(f"a superuser has role {PLATFORM_ADMIN_ROLE!r}, not {role!r}")
+        with transaction.atomic(using=self.db):
+            if "tenant" not in extra and "tenant_id" not in extra:
+                extra["tenant"] = self._platform_tenant()
+            return self.create_user(email, password, **extra)
+
+    def _platform_tenant(self) -> Tenant:
+        tenants = Tenant.all_objects.db_manager(self.db)
+        try:
+            return tenants.get(slug=PLATFORM_TENANT_SLUG)
+        except Tenant.DoesNotExist:
+            pass
+        try:
+            with transaction.atomic(using=self.db):
+                return tenants.create(name="HZM Platform", slug=PLATFORM_TENANT_SLUG)
+        except IntegrityError as error:
+            # The tenant's default language and currency ('en', 'USD') are foreign keys.
+            raise ValidationError(
+                f"cannot create the platform tenant {PLATFORM_TENANT_SLUG!r}: {error}".strip()
+                + " -- load the reference data first: python manage.py loaddata "
+                "001_default_languages 002_default_currencies"
+            ) from error
 
 
 class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
@@ -140,6 +195,36 @@ class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
     def __str__(self) -> str:
         return str(self.email)
 
+    # Django's admin and permission checks, derived from `role`: the seed's users table
+    # has no is_staff/is_superuser columns, and no per-user permission tables.
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role == PLATFORM_ADMIN_ROLE
+
+    @property
+    def is_staff(self) -> bool:
+        """May sign in to the admin: a platform admin who is active and not deleted."""
+        return self.is_platform_admin and self.is_active is not False and not self.is_deleted
+
+    @property
+    def is_superuser(self) -> bool:
+        return self.is_staff
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return self.is_superuser
+
+    def has_perms(self, perm_list: Any, obj: Any = None) -> bool:
+        return all(self.has_perm(perm, obj) for perm in perm_list)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_superuser
+
+    def get_full_name(self) -> str:
+        return self.name or str(self.email)
+
+    def get_short_name(self) -> str:
+        return self.name or str(self.email)
+
 
 class UserSession(models.Model):
     """core.user_sessions: a signed-in device of a user (token, device, expiry)."""
@@ -184,6 +269,22 @@ class UserTwoFactor(Versioned):
     is_enabled = models.BooleanField(null=True, db_default=False)
     enabled_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def set_secret(self, secret: str) -> None:
+        """Store the second factor's shared secret, encrypted."""
+        self.secret_encrypted = encrypt(secret)
+
+    @property
+    def secret(self) -> str:
+        return decrypt(self.secret_encrypted)
+
+    def set_backup_codes(self, codes: list[str]) -> None:
+        """Store one-time backup codes, each encrypted."""
+        self.backup_codes_encrypted = [encrypt(code) for code in codes]
+
+    @property
+    def backup_codes(self) -> list[str]:
+        return [decrypt(token) for token in self.backup_codes_encrypted or []]
 
     class Meta:
         db_table = 'core"."user_2fa'
@@ -269,6 +370,51 @@ class TableMetadata(Versioned, SoftDeletable, Authored):
         return self.table_name
 
 
+API_KEY_PREFIX = "hzm_"
+
+
+class ApiKeyManager(models.Manager):
+    def issue(
+        self,
+        *,
+        tenant: Tenant,
+        user: "User",
+        name: str,
+        project: "Project | None" = None,
+        **fields: Any,
+    ) -> tuple["ApiKey", str]:
+        """Create a key; return it with its plaintext, which is shown this once and never stored.
+
+        The row keeps a public prefix (to find the key), the SHA-256 of the whole key
+        (to verify it) and the key encrypted with HZM_ENCRYPTION_KEY.
+        """
+        prefix = f"{API_KEY_PREFIX}{secrets_module.token_hex(6)}"
+        plaintext = f"{prefix}_{secrets_module.token_urlsafe(32)}"
+        api_key = self.create(
+            tenant=tenant,
+            user=user,
+            project=project,
+            name=name,
+            key_prefix=prefix,
+            key_hash=hash_api_key(plaintext),
+            key_encrypted=encrypt(plaintext),
+            **fields,
+        )
+        return api_key, plaintext
+
+    def verify(self, presented: str) -> "ApiKey | None":
+        """The active, unexpired, unrevoked key whose hash matches `presented`, or None."""
+        prefix, separator, _secret = presented.rpartition("_")
+        if not separator or not prefix.startswith(API_KEY_PREFIX):
+            return None
+        api_key = self.filter(key_prefix=prefix).first()
+        if api_key is None or not api_key_matches(presented, api_key.key_hash):
+            return None
+        if not api_key.is_usable():
+            return None
+        return api_key
+
+
 class ApiKey(models.Model):
     """core.api_keys: a key a tenant's client authenticates with (prefix + hash, scopes, limits)."""
 
@@ -299,6 +445,8 @@ class ApiKey(models.Model):
     revoke_reason = models.TextField(null=True, blank=True)
     version = models.IntegerField(null=True, db_default=1)
 
+    objects = ApiKeyManager()
+
     class Meta:
         db_table = 'core"."api_keys'
         constraints = [
@@ -313,6 +461,15 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_usable(self, at: "datetime | None" = None) -> bool:
+        """Active, not revoked, not expired."""
+        at = at or timezone.now()
+        return bool(
+            self.is_active
+            and self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > at)
+        )
 
 
 class File(Versioned):

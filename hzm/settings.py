@@ -96,6 +96,13 @@ DATABASES = {"default": _default_db}
 # (hzm.db.context.tenant_context switches to it). Migrations create it when absent.
 HZM_APP_ROLE = env.str("HZM_APP_ROLE", default="hzm_app")
 
+# Fernet key(s) encrypting stored secrets (hzm/secrets.py); first one encrypts. Checked
+# here so that a missing or malformed key stops the start, not the first secret written.
+HZM_ENCRYPTION_KEY = env.str("HZM_ENCRYPTION_KEY", default="")
+from hzm.secrets import parse_encryption_keys  # noqa: E402
+
+parse_encryption_keys(HZM_ENCRYPTION_KEY)
+
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 AUTH_USER_MODEL = "core.User"
 

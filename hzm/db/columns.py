@@ -140,3 +140,39 @@ class Authored(models.Model):
 
     class Meta:
         abstract = True
+
+
+class PurgeNotAllowed(PermissionError):
+    """A hard delete was asked for by a role that does not own the table."""
+
+
+def purge(queryset: models.QuerySet, *, actor_id: int | None = None) -> int:
+    """Delete rows of a soft-delete table for real: the only hard-delete path.
+
+    Allowed only to the table's owner (app.soft_delete checks it in the database too,
+    so the runtime role cannot purge even by setting app.purge itself) and audited:
+    the real DELETE fires the audit trigger, with `actor_id` as the actor. Rows that
+    reference the purged ones by ON DELETE CASCADE are purged with them.
+    """
+    from django.db import connections
+
+    using = queryset.db
+    model = queryset.model
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_catalog.pg_has_role(current_user, relowner, 'USAGE') "
+            "FROM pg_catalog.pg_class WHERE oid = %s::regclass",
+            [f'"{model._meta.db_table}"'],  # 'core"."users' -> '"core"."users"'
+        )
+        if not cursor.fetchone()[0]:
+            raise PurgeNotAllowed(
+                f"purging {model._meta.db_table.replace(chr(34), '')} needs its owner; "
+                "the current role may only soft-delete"
+            )
+        cursor.execute(
+            "SELECT set_config('app.purge', 'on', true), app.set_context(app.current_tenant(), %s)",
+            [actor_id],
+        )
+        count = queryset._raw_delete(using)
+        cursor.execute("SELECT set_config('app.purge', '', true)")
+    return count

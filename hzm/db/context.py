@@ -10,6 +10,7 @@ Everything is transaction-local (set_config(..., true)): the role and the contex
 end with the transaction, so nothing leaks to the next request that gets the same
 pooled connection.
 """
+
 import re
 import uuid
 from collections.abc import Callable, Iterator

@@ -11,6 +11,7 @@
 - app.soft_delete() lets the table's owner purge a row for real, explicitly
   (hzm.db.softdelete.purge), and only the owner.
 """
+
 from importlib import import_module
 
 from django.db import migrations

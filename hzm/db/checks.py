@@ -1,0 +1,319 @@
+"""The doctor: the live database against what the code declares.
+
+What is declared comes from two places, so neither can drift unseen:
+- the applied migrations' own toolkit operations (EnableTenantRLS, CreatePolicy,
+  Attach*Trigger, GrantTablePrivileges, AddTenantForeignKey, InstallFunction), read
+  from the migration graph exactly as they will run;
+- the models: every table with a tenant_id column must have row level security
+  enabled and forced, whatever its migrations say.
+Each finding names the object and what is wrong with it.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.loader import MigrationLoader
+
+from hzm.db import operations as ops
+from hzm.db import sql
+
+PLATFORM_APPS = ("hzm", "cfg", "ops", "core", "generic_data")
+PLATFORM_SCHEMAS = ("app", "core", "cfg", "ops", "comms", "billing")
+ALL_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # "error" or "warning"
+    where: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.upper()}: {self.where}: {self.problem}"
+
+
+@dataclass
+class Declared:
+    """What the applied migrations declare, by qualified table name."""
+
+    policies: dict[str, set[str]] = field(default_factory=dict)
+    triggers: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> name -> function
+    grants: dict[str, set[str]] = field(default_factory=dict)
+    foreign_keys: dict[str, set[str]] = field(default_factory=dict)
+    functions: dict[str, bool] = field(default_factory=dict)  # name -> security definer
+
+
+def declared_objects(using: str = DEFAULT_DB_ALIAS) -> Declared:
+    """Collect the toolkit operations of every applied migration, in graph order."""
+    loader = MigrationLoader(connections[using])
+    state = loader.project_state()
+    declared = Declared()
+
+    def table_of(app_label: str, model_name: str) -> str:
+        app_label, _, name = (
+            model_name.rpartition(".") if "." in model_name else (app_label, "", model_name)
+        )
+        schema, table = sql.split_db_table(state.apps.get_model(app_label, name)._meta.db_table)
+        return f"{schema}.{table}" if schema else table
+
+    for key in loader.graph.leaf_nodes():
+        for app_label, name in loader.graph.forwards_plan(key):
+            if (app_label, name) not in loader.applied_migrations:
+                continue
+            for operation in loader.graph.nodes[app_label, name].operations:
+                _declare(declared, app_label, operation, table_of)
+    return declared
+
+
+def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) -> None:
+    if isinstance(operation, ops.InstallFunction):
+        declared.functions[operation.name] = operation.security_definer
+        return
+    if not isinstance(operation, ops.TableOperation):
+        return
+    table = table_of(app_label, operation.model_name)
+    bare = table.rpartition(".")[2]
+    stem = operation.stem or bare
+    if isinstance(operation, ops.EnableTenantRLS):
+        declared.policies.setdefault(table, set()).add(sql.policy_name(stem))
+    elif isinstance(operation, ops.CreatePolicy):
+        declared.policies.setdefault(table, set()).add(operation.name)
+    elif isinstance(operation, ops.AttachTrigger):
+        name = sql.trigger_name(stem, operation.kind)
+        declared.triggers.setdefault(table, {})[name] = operation.function
+    elif isinstance(operation, ops.GrantTablePrivileges):
+        declared.grants.setdefault(table, set()).update(operation.privileges)
+    elif isinstance(operation, ops.AddTenantForeignKey):
+        declared.foreign_keys.setdefault(table, set()).add(operation.name)
+
+
+def tenant_tables() -> list[str]:
+    """Qualified names of the platform tables that have a tenant_id column."""
+    tables = []
+    for model in apps.get_models():
+        if model._meta.app_label not in PLATFORM_APPS:
+            continue
+        if any(f.column == "tenant_id" for f in model._meta.concrete_fields):
+            schema, table = sql.split_db_table(model._meta.db_table)
+            tables.append(f"{schema}.{table}")
+    return sorted(tables)
+
+
+def _rows(cursor: Any, query: str, params: Iterable[Any] = ()) -> list[tuple]:
+    cursor.execute(query, list(params))
+    return cursor.fetchall()
+
+
+def diagnose(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
+    """Every gap between the live database and the declarations, errors then warnings."""
+    declared = declared_objects(using)
+    role = ops.runtime_role()
+    findings: list[Finding] = []
+    with connections[using].cursor() as cursor:
+        findings += _check_rls(cursor, declared)
+        findings += _check_triggers(cursor, declared)
+        findings += _check_foreign_keys(cursor, declared)
+        findings += _check_functions(cursor, declared)
+        findings += _check_runtime_role(cursor, declared, role)
+        findings += _check_login_role(cursor)
+    return sorted(findings, key=lambda f: (f.severity != "error", f.where, f.problem))
+
+
+def _check_rls(cursor: Any, declared: Declared) -> list[Finding]:
+    findings = []
+    live = {
+        f"{schema}.{table}": (enabled, forced)
+        for schema, table, enabled, forced in _rows(
+            cursor,
+            "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)",
+            [list(PLATFORM_SCHEMAS)],
+        )
+    }
+    policies: dict[str, dict[str, str]] = {}
+    for schema, table, name, qual in _rows(
+        cursor,
+        "SELECT schemaname, tablename, policyname, coalesce(qual, with_check) FROM pg_policies "
+        "WHERE schemaname = ANY(%s)",
+        [list(PLATFORM_SCHEMAS)],
+    ):
+        policies.setdefault(f"{schema}.{table}", {})[name] = qual or ""
+    for table in sorted(set(tenant_tables()) | set(declared.policies)):
+        if table not in live:
+            findings.append(Finding("error", table, "table is missing"))
+            continue
+        enabled, forced = live[table]
+        if not enabled:
+            findings.append(Finding("error", table, "row level security is not enabled"))
+        if not forced:
+            findings.append(
+                Finding("error", table, "row level security is not forced (the owner bypasses it)")
+            )
+        for name in sorted(declared.policies.get(table, set())):
+            if name not in policies.get(table, {}):
+                findings.append(Finding("error", table, f"policy {name} is missing"))
+        if not any("current_tenant()" in qual for qual in policies.get(table, {}).values()):
+            findings.append(Finding("error", table, "no policy filters on app.current_tenant()"))
+    return findings
+
+
+def _check_triggers(cursor: Any, declared: Declared) -> list[Finding]:
+    live = {
+        (f"{schema}.{table}", name): (enabled, function)
+        for schema, table, name, enabled, function in _rows(
+            cursor,
+            "SELECT n.nspname, c.relname, t.tgname, t.tgenabled, pn.nspname || '.' || p.proname "
+            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace "
+            "WHERE NOT t.tgisinternal AND n.nspname = ANY(%s)",
+            [list(PLATFORM_SCHEMAS)],
+        )
+    }
+    findings = []
+    for table, triggers in sorted(declared.triggers.items()):
+        for name, function in sorted(triggers.items()):
+            if (table, name) not in live:
+                findings.append(Finding("error", table, f"trigger {name} is missing"))
+                continue
+            enabled, live_function = live[table, name]
+            if enabled == "D":
+                findings.append(Finding("error", table, f"trigger {name} is disabled"))
+            if live_function != function:
+                findings.append(
+                    Finding(
+                        "error",
+                        table,
+                        f"trigger {name} runs {live_function}, declared {function}",
+                    )
+                )
+    return findings
+
+
+def _check_foreign_keys(cursor: Any, declared: Declared) -> list[Finding]:
+    live = {
+        (f"{schema}.{table}", name)
+        for schema, table, name in _rows(
+            cursor,
+            "SELECT n.nspname, c.relname, k.conname FROM pg_constraint k "
+            "JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE k.contype = 'f' AND n.nspname = ANY(%s)",
+            [list(PLATFORM_SCHEMAS)],
+        )
+    }
+    return [
+        Finding("error", table, f"tenant foreign key {name} is missing")
+        for table, names in sorted(declared.foreign_keys.items())
+        for name in sorted(names)
+        if (table, name) not in live
+    ]
+
+
+def _check_functions(cursor: Any, declared: Declared) -> list[Finding]:
+    live = {
+        f"{schema}.{name}": definer
+        for schema, name, definer in _rows(
+            cursor,
+            "SELECT n.nspname, p.proname, p.prosecdef FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY(%s)",
+            [list(PLATFORM_SCHEMAS)],
+        )
+    }
+    findings = []
+    for name, definer in sorted(declared.functions.items()):
+        if name not in live:
+            findings.append(Finding("error", name, "function is missing"))
+        elif live[name] != definer:
+            expected = "SECURITY DEFINER" if definer else "SECURITY INVOKER"
+            findings.append(Finding("error", name, f"function should be {expected}"))
+    return findings
+
+
+def _check_runtime_role(cursor: Any, declared: Declared, role: str) -> list[Finding]:
+    attributes = _rows(
+        cursor,
+        "SELECT oid, rolsuper, rolbypassrls, rolcanlogin, rolcreatedb, rolcreaterole "
+        "FROM pg_roles WHERE rolname = %s",
+        [role],
+    )
+    where = f"role {role}"
+    if not attributes:
+        return [Finding("error", where, "the runtime role does not exist")]
+    oid, superuser, bypass, login, createdb, createrole = attributes[0]
+    findings = [
+        Finding("error", where, f"must not have {attribute}")
+        for attribute, has in (
+            ("SUPERUSER", superuser),
+            ("BYPASSRLS", bypass),
+            ("LOGIN", login),
+            ("CREATEDB", createdb),
+            ("CREATEROLE", createrole),
+        )
+        if has
+    ]
+    owned = _rows(
+        cursor,
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relowner = %s "
+        "UNION ALL SELECT nspname FROM pg_namespace WHERE nspowner = %s",
+        [oid, oid],
+    )
+    findings += [Finding("error", where, f"owns {name} (it must own nothing)") for (name,) in owned]
+    tables = _rows(
+        cursor,
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname = ANY(%s)",
+        [list(PLATFORM_SCHEMAS)],
+    )
+    for (table,) in sorted(tables):
+        wanted = declared.grants.get(table, set())
+        for privilege in ALL_TABLE_PRIVILEGES:
+            cursor.execute(
+                "SELECT has_table_privilege(%s, %s::regclass, %s)",
+                [role, ".".join(f'"{p}"' for p in table.split(".")), privilege],
+            )
+            has = cursor.fetchone()[0]
+            if has and privilege not in wanted:
+                findings.append(Finding("error", table, f"{role} has {privilege}, not declared"))
+            elif privilege in wanted and not has:
+                findings.append(Finding("error", table, f"{role} lacks declared {privilege}"))
+    return findings
+
+
+def _check_login_role(cursor: Any) -> list[Finding]:
+    """Warn when a production configuration logs in as a superuser or as the tables' owner."""
+    if settings.DEBUG:
+        return []
+    superuser, owns = _rows(
+        cursor,
+        "SELECT rolsuper, EXISTS (SELECT FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.relowner = r.oid AND n.nspname = ANY(%s)) "
+        "FROM pg_roles r WHERE rolname = session_user",
+        [list(PLATFORM_SCHEMAS)],
+    )[0]
+    findings = []
+    if superuser:
+        findings.append(
+            Finding(
+                "warning",
+                "DATABASE_URL",
+                "the application logs in as a superuser, which bypasses row level security: "
+                "log in as an authenticator role (see README, Security model)",
+            )
+        )
+    elif owns:
+        findings.append(
+            Finding(
+                "warning",
+                "DATABASE_URL",
+                "the application logs in as the tables' owner: log in as an authenticator "
+                "role that owns nothing (see README, Security model)",
+            )
+        )
+    return findings
