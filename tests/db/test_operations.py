@@ -301,3 +301,223 @@ def test_operation_serializes_into_a_migration_and_back(operation):
     rebuilt = eval(code, namespace)
     assert type(rebuilt) is type(operation)
     assert rebuilt.deconstruct() == operation.deconstruct()
+
+
+class TestReplaceFunction:
+    REPLACEMENT = ops.InstallFunction(
+        name=f"{SCHEMA}.double_it",
+        arguments="x int DEFAULT 1",
+        returns="int",
+        body="SELECT x * 3",
+        language="sql",
+        security_definer=True,
+        search_path="pg_catalog",
+        replaces={"returns": "int", "body": "SELECT x * 2", "language": "sql"},
+    )
+
+    def test_forwards_replaces_backwards_restores_the_previous_definition(self, widget_state):
+        apply(FUNCTION, widget_state)
+        apply(self.REPLACEMENT, widget_state)
+        assert query(f"SELECT {SCHEMA}.double_it(5)") == [(15,)]
+        definer = f"SELECT prosecdef FROM pg_proc WHERE oid = '{SCHEMA}.double_it'::regproc"
+        assert query(definer) == [(True,)]
+        apply(self.REPLACEMENT, widget_state, backwards=True)
+        assert query(f"SELECT {SCHEMA}.double_it(5)") == [(10,)]
+        assert query(definer) == [(False,)]
+        apply(self.REPLACEMENT, widget_state)
+        assert query(f"SELECT {SCHEMA}.double_it(5)") == [(15,)]
+
+    def test_protocol(self):
+        assert self.REPLACEMENT.describe() == f"Replace function {SCHEMA}.double_it(x int)"
+        assert self.REPLACEMENT.deconstruct()[2]["replaces"] == {
+            "returns": "int",
+            "body": "SELECT x * 2",
+            "language": "sql",
+        }
+
+
+class TestPolicies:
+    def test_shared_rows_and_another_column(self, widget_state):
+        apply(ops.EnableTenantRLS("widget", column="id", shared_rows=True), widget_state)
+        assert policies(SCHEMA, "widgets") == {
+            "rls_widgets_tenant": (
+                "ALL",
+                "((id IS NULL) OR (id = app.current_tenant()))",
+                "(id = app.current_tenant())",
+            )
+        }
+
+    def test_create_policy_forwards_backwards_forwards(self, widget_state):
+        operation = ops.CreatePolicy(
+            "widget", name="widgets_append", command="INSERT", with_check="true"
+        )
+        apply(operation, widget_state)
+        assert policies(SCHEMA, "widgets") == {"widgets_append": ("INSERT", None, "true")}
+        apply(operation, widget_state, backwards=True)
+        assert policies(SCHEMA, "widgets") == {}
+        apply(operation, widget_state)
+        assert list(policies(SCHEMA, "widgets")) == ["widgets_append"]
+        assert operation.deconstruct() == (
+            "CreatePolicy",
+            [],
+            {
+                "model_name": "widget",
+                "name": "widgets_append",
+                "command": "INSERT",
+                "with_check": "true",
+            },
+        )
+
+    def test_a_policy_without_condition_fails_when_loaded(self):
+        with pytest.raises(ValueError, match="needs a USING or a WITH CHECK"):
+            ops.CreatePolicy("widget", name="p")
+
+
+ROLE = "hzm_optest_role"
+
+
+def role_attributes(role: str) -> list[tuple]:
+    return query(
+        "SELECT rolcanlogin, rolsuper, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = %s",
+        [role],
+    )
+
+
+def table_privileges(role: str, table: str) -> set[str]:
+    return {
+        privilege
+        for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+        if query("SELECT has_table_privilege(%s, %s, %s)", [role, table, privilege])[0][0]
+    }
+
+
+class TestRuntimeRoleAndGrants:
+    @pytest.fixture(autouse=True)
+    def scratch_role(self, settings):
+        settings.HZM_APP_ROLE = ROLE
+
+    def test_ensure_runtime_role_forwards_backwards_forwards(self, widget_state):
+        operation = ops.EnsureRuntimeRole()
+        apply(operation, widget_state)
+        assert role_attributes(ROLE) == [(False, False, False, False)]
+        apply(operation, widget_state, backwards=True)
+        assert role_attributes(ROLE) == []
+        apply(operation, widget_state)
+        assert role_attributes(ROLE) == [(False, False, False, False)]
+
+    def test_an_existing_role_loses_any_way_around_rls(self, widget_state):
+        query(f"CREATE ROLE {ROLE} LOGIN BYPASSRLS")
+        apply(ops.EnsureRuntimeRole(), widget_state)
+        assert role_attributes(ROLE) == [(False, False, False, False)]
+
+    def test_a_role_still_used_elsewhere_is_kept_on_reverse(self, widget_state):
+        apply(ops.EnsureRuntimeRole(), widget_state)
+        query(f"CREATE TABLE {SCHEMA}.elsewhere (id int)")
+        query(f"GRANT SELECT ON {SCHEMA}.elsewhere TO {ROLE}")
+        apply(ops.EnsureRuntimeRole(), widget_state, backwards=True)
+        assert role_attributes(ROLE) != []
+
+    def test_grants_forwards_backwards_forwards(self, widget_state):
+        apply(ops.EnsureRuntimeRole(), widget_state)
+        usage = ops.GrantSchemaUsage(SCHEMA)
+        grant = ops.GrantTablePrivileges("widget", ["SELECT", "UPDATE"])
+        schema_usage = f"SELECT has_schema_privilege('{ROLE}', '{SCHEMA}', 'USAGE')"
+        for operation in (usage, grant):
+            apply(operation, widget_state)
+        assert query(schema_usage) == [(True,)]
+        assert table_privileges(ROLE, TABLE) == {"SELECT", "UPDATE"}
+        for operation in (grant, usage):
+            apply(operation, widget_state, backwards=True)
+        assert query(schema_usage) == [(False,)]
+        assert table_privileges(ROLE, TABLE) == set()
+        apply(grant, widget_state)
+        assert table_privileges(ROLE, TABLE) == {"SELECT", "UPDATE"}
+
+    def test_grant_protocol(self):
+        operation = ops.GrantTablePrivileges("widget", ("SELECT",))
+        assert operation.deconstruct() == (
+            "GrantTablePrivileges",
+            [],
+            {"model_name": "widget", "privileges": ["SELECT"]},
+        )
+        assert operation.describe() == "Grant SELECT on widget to the runtime role"
+        with pytest.raises(ValueError, match="TRUNCATE"):
+            ops.GrantTablePrivileges("widget", ["TRUNCATE"])
+
+
+def foreign_keys(table: str) -> dict[str, str]:
+    return dict(
+        query(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype = 'f'",
+            [table],
+        )
+    )
+
+
+class TestAddTenantForeignKey:
+    def test_forwards_backwards_forwards(self, widget_state):
+        parent = migrations.CreateModel(
+            "Owner",
+            fields=[
+                ("id", models.AutoField(primary_key=True)),
+                ("tenant_id", models.IntegerField()),
+            ],
+            options={"db_table": f'{SCHEMA}"."owners'},
+        )
+        state, _ = apply(parent, widget_state)
+        query(f"ALTER TABLE {SCHEMA}.owners ADD UNIQUE (tenant_id, id)")
+        query(f"ALTER TABLE {SCHEMA}.widgets ADD COLUMN owner_id int")
+        operation = ops.AddTenantForeignKey(
+            "widget",
+            "fk_widgets_tenant_owner",
+            ["tenant_id", "owner_id"],
+            "owner",
+            ["tenant_id", "id"],
+        )
+        apply(operation, state)
+        assert foreign_keys(TABLE) == {
+            "fk_widgets_tenant_owner": "FOREIGN KEY (tenant_id, owner_id) "
+            "REFERENCES hzm_optest.owners(tenant_id, id)"
+        }
+        apply(operation, state, backwards=True)
+        assert foreign_keys(TABLE) == {}
+        apply(operation, state)
+        query(f"INSERT INTO {SCHEMA}.owners (tenant_id) VALUES (1)")
+        owner_id = query(f"SELECT id FROM {SCHEMA}.owners")[0][0]
+        query(f"INSERT INTO {TABLE} (tenant_id, name, owner_id) VALUES (1, 'ok', %s)", [owner_id])
+        from django.db import IntegrityError, transaction
+
+        with pytest.raises(IntegrityError, match="fk_widgets_tenant_owner"), transaction.atomic():
+            query(
+                f"INSERT INTO {TABLE} (tenant_id, name, owner_id) VALUES (2, 'x', %s)", [owner_id]
+            )
+
+    def test_mismatched_columns_fail_when_loaded(self):
+        with pytest.raises(ValueError, match="2 column\\(s\\) cannot reference 1"):
+            ops.AddTenantForeignKey("w", "fk", ["a", "b"], "o", ["id"])
+
+
+def test_audit_trigger_passes_a_composite_primary_key(db):
+    """Tables keyed by something other than id tell log_audit their key columns."""
+    state = ProjectState()
+    state, _ = apply(ops.CreateSchema(SCHEMA), state)
+    create = migrations.CreateModel(
+        "Rate",
+        fields=[
+            ("pk", models.CompositePrimaryKey("a", "b")),
+            ("a", models.TextField()),
+            ("b", models.IntegerField()),
+        ],
+        options={"db_table": f'{SCHEMA}"."rates'},
+    )
+    state, _ = apply(create, state)
+    apply(ops.AttachAuditTrigger("rate"), state)
+    assert triggers(f"{SCHEMA}.rates")["trg_rates_audit"].endswith(
+        "EXECUTE FUNCTION ops.log_audit('a', 'b')"
+    )
+    query(f"INSERT INTO {SCHEMA}.rates VALUES ('usd', 7)")
+    assert query(
+        "SELECT entity_type, entity_id FROM ops.audit_logs WHERE entity_type = %s",
+        [f"{SCHEMA}.rates"],
+    ) == [(f"{SCHEMA}.rates", "usd,7")]

@@ -1,0 +1,121 @@
+"""dbdoctor: a freshly migrated database passes; each kind of gap is found and named."""
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from hzm.db.checks import declared_objects, diagnose, tenant_tables
+
+pytestmark = pytest.mark.django_db
+
+
+def errors() -> list[str]:
+    return [str(f) for f in diagnose() if f.severity == "error"]
+
+
+def execute(sql: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def test_the_migrated_database_matches_the_code(capsys):
+    call_command("dbdoctor")
+    assert "the database matches the code" in capsys.readouterr().out
+
+
+def test_tenant_tables_come_from_the_models():
+    assert tenant_tables() == [
+        "app.generic_data",
+        "cfg.translations",
+        "core.api_keys",
+        "core.files",
+        "core.projects",
+        "core.table_metadata",
+        "core.user_2fa",
+        "core.user_sessions",
+        "core.users",
+        "ops.audit_logs",
+    ]
+
+
+def test_declarations_come_from_the_applied_migrations():
+    declared = declared_objects()
+    assert declared.triggers["core.user_sessions"] == {"trg_sessions_touch": "app.touch_row"}
+    assert declared.policies["ops.audit_logs"] == {
+        "rls_audit_logs_tenant",
+        "rls_audit_logs_append",
+    }
+    assert declared.grants["core.tenants"] == {"SELECT"}
+    assert declared.functions["ops.log_audit"] is True
+    assert "fk_generic_data_tenant_project_table" in declared.foreign_keys["app.generic_data"]
+
+
+@pytest.mark.parametrize(
+    ("sabotage", "finding"),
+    [
+        (
+            "ALTER TABLE core.users NO FORCE ROW LEVEL SECURITY",
+            "ERROR: core.users: row level security is not forced (the owner bypasses it)",
+        ),
+        (
+            "ALTER TABLE core.files DISABLE ROW LEVEL SECURITY",
+            "ERROR: core.files: row level security is not enabled",
+        ),
+        (
+            "DROP POLICY rls_projects_tenant ON core.projects",
+            "ERROR: core.projects: policy rls_projects_tenant is missing",
+        ),
+        (
+            "ALTER TABLE core.projects DISABLE TRIGGER trg_projects_audit",
+            "ERROR: core.projects: trigger trg_projects_audit is disabled",
+        ),
+        (
+            "DROP TRIGGER trg_users_softdel ON core.users",
+            "ERROR: core.users: trigger trg_users_softdel is missing",
+        ),
+        (
+            "ALTER TABLE app.generic_data DROP CONSTRAINT fk_generic_data_tenant_project_table",
+            "ERROR: app.generic_data: tenant foreign key fk_generic_data_tenant_project_table "
+            "is missing",
+        ),
+        (
+            "GRANT TRUNCATE ON core.files TO hzm_app",
+            "ERROR: core.files: hzm_app has TRUNCATE, not declared",
+        ),
+        (
+            "REVOKE SELECT ON cfg.languages FROM hzm_app",
+            "ERROR: cfg.languages: hzm_app lacks declared SELECT",
+        ),
+        ("ALTER ROLE hzm_app BYPASSRLS", "ERROR: role hzm_app: must not have BYPASSRLS"),
+        (
+            "ALTER TABLE core.files OWNER TO hzm_app",
+            "ERROR: role hzm_app: owns core.files (it must own nothing)",
+        ),
+        (
+            "ALTER FUNCTION ops.log_audit() SECURITY INVOKER",
+            "ERROR: ops.log_audit: function should be SECURITY DEFINER",
+        ),
+    ],
+)
+def test_each_gap_is_found_and_named(sabotage, finding):
+    assert errors() == []
+    execute(sabotage)
+    assert finding in errors()
+
+
+def test_the_command_fails_naming_the_gap(capsys):
+    execute("ALTER TABLE core.users NO FORCE ROW LEVEL SECURITY")
+    with pytest.raises(CommandError, match="1 error"):
+        call_command("dbdoctor")
+    assert "core.users: row level security is not forced" in capsys.readouterr().out
+
+
+def test_production_login_as_superuser_is_a_warning(settings, capsys):
+    settings.DEBUG = False
+    findings = [str(f) for f in diagnose()]
+    assert any(
+        f.startswith("WARNING: DATABASE_URL: the application logs in as a superuser")
+        for f in findings
+    )
+    with pytest.raises(CommandError, match="1 warning"):
+        call_command("dbdoctor", "--strict")
