@@ -25,6 +25,7 @@ from hzm.db.columns import (
     Authored,
     LiveManager,
     SoftDeletable,
+    SoftDeleteQuerySet,
     Versioned,
     jsonb_default,
     text_array_default,
@@ -108,10 +109,18 @@ PLATFORM_ADMIN_ROLE = "platform_admin"
 PLATFORM_TENANT_SLUG = "platform"
 
 
-class UserManager(BaseUserManager):
-    """Creates platform users; an email is the username."""
+class UserManager(BaseUserManager.from_queryset(SoftDeleteQuerySet)):
+    """Creates platform users; an email is the username. Soft-deleted users are hidden.
+
+    As the default manager it is what authentication looks users up with, so a
+    soft-deleted user can neither sign in nor keep a session; `User.all_objects`
+    still reaches them.
+    """
 
     use_in_migrations = True
+
+    def get_queryset(self) -> SoftDeleteQuerySet:
+        return super().get_queryset().filter(LIVE)
 
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> "User":
         if not email:
@@ -226,7 +235,7 @@ class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
         return self.name or str(self.email)
 
 
-class UserSession(models.Model):
+class UserSession(Versioned):
     """core.user_sessions: a signed-in device of a user (token, device, expiry)."""
 
     tenant = fields.ForeignKey(Tenant, related_name="+")
@@ -241,9 +250,6 @@ class UserSession(models.Model):
     expires_at = models.DateTimeField()
     last_activity_at = models.DateTimeField(null=True, db_default=Now())
     is_active = models.BooleanField(null=True, db_default=True)
-    created_at = models.DateTimeField(null=True, db_default=Now())
-    updated_at = models.DateTimeField(null=True, db_default=Now())
-    version = models.IntegerField(null=True, db_default=1)
 
     class Meta:
         db_table = 'core"."user_sessions'
@@ -404,9 +410,11 @@ class ApiKeyManager(models.Manager):
 
     def verify(self, presented: str) -> "ApiKey | None":
         """The active, unexpired, unrevoked key whose hash matches `presented`, or None."""
-        prefix, separator, _secret = presented.rpartition("_")
-        if not separator or not prefix.startswith(API_KEY_PREFIX):
+        # hzm_<12 hex>_<secret>: the secret itself may contain '_'.
+        parts = presented.split("_", 2)
+        if len(parts) != 3 or f"{parts[0]}_" != API_KEY_PREFIX or not parts[2]:
             return None
+        prefix = f"{parts[0]}_{parts[1]}"
         api_key = self.filter(key_prefix=prefix).first()
         if api_key is None or not api_key_matches(presented, api_key.key_hash):
             return None
@@ -415,7 +423,7 @@ class ApiKeyManager(models.Manager):
         return api_key
 
 
-class ApiKey(models.Model):
+class ApiKey(Versioned):
     """core.api_keys: a key a tenant's client authenticates with (prefix + hash, scopes, limits)."""
 
     tenant = fields.ForeignKey(Tenant, db_on_delete=fields.CASCADE, related_name="+")
@@ -438,12 +446,9 @@ class ApiKey(models.Model):
     total_errors = models.IntegerField(null=True, db_default=0)
     expires_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(null=True, db_default=True)
-    created_at = models.DateTimeField(null=True, db_default=Now())
-    updated_at = models.DateTimeField(null=True, db_default=Now())
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.IntegerField(null=True, blank=True)
     revoke_reason = models.TextField(null=True, blank=True)
-    version = models.IntegerField(null=True, db_default=1)
 
     objects = ApiKeyManager()
 

@@ -82,6 +82,10 @@ class TestApiKeys:
             tenant=project.tenant, user=project.user, name="ci"
         )
         assert ApiKey.objects.verify(plaintext) == api_key
+        # Secrets are url-safe base64 and may contain '_' themselves.
+        api_key.key_hash = secrets.hash_api_key(f"{api_key.key_prefix}_a_b")
+        api_key.save()
+        assert ApiKey.objects.verify(f"{api_key.key_prefix}_a_b") == api_key
         assert (
             ApiKey.objects.verify(plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")) is None
         )

@@ -57,8 +57,14 @@ BEGIN
                               old_values, new_values, ip_address, user_agent, request_id)
   VALUES (
     -- The context's tenant; a platform admin (no tenant context) changing a tenant's
-    -- row is recorded under that row's tenant, so the tenant sees it too.
-    COALESCE(app.current_tenant(), (v_row ->> 'tenant_id')::int),
+    -- row is recorded under that row's tenant (for core.tenants, the row itself), so
+    -- the tenant sees it too.
+    COALESCE(
+      app.current_tenant(),
+      (v_row ->> 'tenant_id')::int,
+      CASE WHEN TG_TABLE_SCHEMA = 'core' AND TG_TABLE_NAME = 'tenants'
+           THEN (v_row ->> 'id')::int END
+    ),
     app.current_user_id(),
     TG_OP,
     TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME,
