@@ -30,13 +30,15 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the platform's admin site (hzm.admin.HzmAdminSite).
+    "hzm.admin.HzmAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "import_export",
     "hzm",
     "cfg",
     "ops",
@@ -102,6 +104,10 @@ HZM_ENCRYPTION_KEY = env.str("HZM_ENCRYPTION_KEY", default="")
 from hzm.secrets import parse_encryption_keys  # noqa: E402
 
 parse_encryption_keys(HZM_ENCRYPTION_KEY)
+
+# django-import-export (translations in the admin): every import runs in a transaction,
+# rolled back whole on any row error; the admin sets the audit actor inside it.
+IMPORT_EXPORT_USE_TRANSACTIONS = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 AUTH_USER_MODEL = "core.User"

@@ -95,11 +95,16 @@ def current_tenant(using: str = DEFAULT_DB_ALIAS) -> int | None:
 
 
 def set_audit_actor(
-    user_id: int | None, tenant_id: int | None = None, using: str = DEFAULT_DB_ALIAS
+    user_id: int | None,
+    tenant_id: int | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+    *,
+    request: HttpRequest | None = None,
 ) -> None:
-    """Record `user_id` (and optionally the tenant) as the actor of the current transaction.
+    """Record `user_id` (and optionally the tenant and request) as the actor of the transaction.
 
-    For platform staff working outside any tenant context (the admin). Must run inside
+    For platform staff working outside any tenant context (the admin). With `request`,
+    its id, client IP and user agent go to the audit trail too. Must run inside
     transaction.atomic(): outside one the setting would end with the statement's own
     implicit transaction and audit nothing.
     """
@@ -108,8 +113,22 @@ def set_audit_actor(
         raise transaction.TransactionManagementError(
             "set_audit_actor() must be called inside transaction.atomic()"
         )
+    metadata = request_metadata(request) if request is not None else (None, None, None)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT app.set_context(%s, %s)", [tenant_id, user_id])
+        cursor.execute(
+            "SELECT app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
+            [tenant_id, user_id, *metadata],
+        )
+
+
+def request_metadata(request: HttpRequest) -> tuple[str, str | None, str | None]:
+    """(request id, client IP, user agent) of a request, as the audit trail records them."""
+    request_id = getattr(request, "request_id", None) or request_id_for(request)
+    return (
+        request_id,
+        request.META.get("REMOTE_ADDR") or None,
+        request.headers.get("User-Agent") or None,
+    )
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
@@ -143,12 +162,13 @@ class TenantContextMiddleware:
         if user is None or not user.is_authenticated or is_platform_staff(user):
             response = self.get_response(request)
         else:
+            request_id, ip_address, user_agent = request_metadata(request)
             with tenant_context(
                 user.tenant_id,
                 user.pk,
-                request_id=request.request_id,
-                ip_address=request.META.get("REMOTE_ADDR") or None,
-                user_agent=request.headers.get("User-Agent") or None,
+                request_id=request_id,
+                ip_address=ip_address,
+                user_agent=user_agent,
             ):
                 response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
