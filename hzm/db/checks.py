@@ -21,7 +21,6 @@ from django.db.migrations.loader import MigrationLoader
 from hzm.db import operations as ops
 from hzm.db import sql
 
-PLATFORM_APPS = ("hzm", "cfg", "ops", "core", "generic_data")
 PLATFORM_SCHEMAS = ("app", "core", "cfg", "ops", "comms", "billing")
 ALL_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
@@ -95,10 +94,11 @@ def tenant_tables() -> list[str]:
     """Qualified names of the platform tables that have a tenant_id column."""
     tables = []
     for model in apps.get_models():
-        if model._meta.app_label not in PLATFORM_APPS:
-            continue
-        if any(f.column == "tenant_id" for f in model._meta.concrete_fields):
-            schema, table = sql.split_db_table(model._meta.db_table)
+        schema, table = sql.split_db_table(model._meta.db_table)
+        # Platform tables are the schema-qualified ones; Django's own live in public.
+        if schema in PLATFORM_SCHEMAS and any(
+            f.column == "tenant_id" for f in model._meta.concrete_fields
+        ):
             tables.append(f"{schema}.{table}")
     return sorted(tables)
 

@@ -27,6 +27,18 @@ class TenantContextError(RuntimeError):
     """A tenant context was misused: no tenant given, or another tenant's is active."""
 
 
+# The transaction-local settings a tenant context changes: the role first, so that the
+# rest is restored with the outer role's rights.
+_SETTINGS = (
+    "role",
+    "app.tenant_id",
+    "app.user_id",
+    "app.request_id",
+    "app.ip_address",
+    "app.user_agent",
+)
+
+
 def _active_tenant(connection: Any) -> int | None:
     return getattr(connection, "hzm_tenant_id", None)
 
@@ -67,12 +79,16 @@ def tenant_context(
     outer_transaction = connection.in_atomic_block
     with transaction.atomic(using=using):
         with connection.cursor() as cursor:
+            # What the outer transaction had (e.g. an admin's audit actor), to put back.
             cursor.execute(
-                "SELECT current_setting('role'), set_config('role', %s, true), "
+                "SELECT " + ", ".join(f"current_setting('{name}', true)" for name in _SETTINGS)
+            )
+            previous = cursor.fetchone()
+            cursor.execute(
+                "SELECT set_config('role', %s, true), "
                 "app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
                 [runtime_role(), tenant_id, user_id, request_id, ip_address, user_agent],
             )
-            previous_role = cursor.fetchone()[0]
         connection.hzm_tenant_id = tenant_id
         try:
             yield
@@ -80,12 +96,11 @@ def tenant_context(
             connection.hzm_tenant_id = None
         if outer_transaction:
             # On error the savepoint's rollback undoes the SET LOCALs by itself; on
-            # success they would outlive the block, so undo them here.
+            # success they would outlive the block, so put the outer values back.
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT set_config('role', %s, true), app.set_context(NULL, NULL), "
-                    "app.set_request_context(NULL, NULL, NULL)",
-                    [previous_role],
+                    "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _SETTINGS),
+                    [item for pair in zip(_SETTINGS, previous, strict=True) for item in pair],
                 )
 
 

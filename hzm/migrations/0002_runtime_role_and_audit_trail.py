@@ -35,7 +35,7 @@ REDACT_SECRETS = """
            key,
            CASE WHEN key IN ('password_hash', 'token', 'key_hash', 'key_encrypted',
                              'secret_encrypted', 'backup_codes_encrypted',
-                             'email_verification_token')
+                             'email_verification_token', 'api_key', 'api_key_password')
                      AND value <> 'null'::jsonb
                 THEN '"[redacted]"'::jsonb
                 ELSE value END), '{}'::jsonb)
