@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "import_export",
     "hzm",
+    # Deployment safety: only its system checks (migration file names); no models.
+    "hzm.deploy.apps.DeployConfig",
     "cfg",
     "ops",
     "core",
@@ -97,6 +99,39 @@ DATABASES = {"default": _default_db}
 # The runtime role: the NOLOGIN, NOBYPASSRLS role every tenant-facing query runs as
 # (hzm.db.context.tenant_context switches to it). Migrations create it when absent.
 HZM_APP_ROLE = env.str("HZM_APP_ROLE", default="hzm_app")
+# Paths whose requests never run in a tenant context, even for a signed-in tenant user.
+HZM_TENANT_CONTEXT_EXEMPT_PATHS = ["/healthz"]
+
+# --- Deployment (issue 6) ------------------------------------------------------------
+# The owner's URL for schema changes: `migrate`, `backup`, `restore`, `rollback` and
+# `deploy`, run from the command line, connect with it instead of DATABASE_URL
+# (hzm.deploy.connection.migration_connection). None: they use DATABASE_URL.
+HZM_MIGRATION_DATABASE = (
+    env.db_url("MIGRATION_DATABASE_URL") if env.str("MIGRATION_DATABASE_URL", default="") else None
+)
+# Seconds a migration waits for a table lock before it gives up and is retried with
+# backoff (lock_timeout), so that DDL never queues the application behind it for long.
+HZM_MIGRATION_LOCK_TIMEOUT = env.float("HZM_MIGRATION_LOCK_TIMEOUT", default=5.0)
+# Where `manage.py backup` writes <database>-<UTC time>-<migration state>.dump (+ .json).
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+# django-migration-linter, run over every migration by tests/deploy/test_migration_safety.py
+# (hzm.deploy.lint). Index builds on existing tables and irreversible migrations are
+# errors here, not warnings.
+MIGRATION_LINTER_OPTIONS = {
+    "warnings_as_errors": [
+        "CREATE_INDEX",
+        "CREATE_INDEX_EXCLUSIVE",
+        "DROP_INDEX",
+        "REINDEX",
+        "RUNSQL_REVERSIBLE",
+        "RUNPYTHON_REVERSIBLE",
+    ],
+}
+# Migrations the linter flags that were reviewed and accepted, "app.migration": why.
+HZM_MIGRATION_LINT_ACCEPTED = {
+    "core.0002_tenant_isolation": "first release (0.1.0), with core.0001: its unique "
+    "constraints and indexes are built on tables no deployment has filled yet",
+}
 
 # Fernet key(s) encrypting stored secrets (hzm/secrets.py); first one encrypts. Checked
 # here so that a missing or malformed key stops the start, not the first secret written.

@@ -3,6 +3,9 @@
 from django.contrib import admin
 from django.urls import path
 
+from hzm import health
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
 ]

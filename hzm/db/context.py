@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponse
 
@@ -164,7 +165,9 @@ class TenantContextMiddleware:
 
     Tenant users' requests run as the runtime role for their tenant, with the request
     id, client IP and user agent in the transaction for the audit trail. Anonymous
-    requests and platform staff (the admin) are left as they are. The request id is
+    requests, platform staff (the admin) and the paths of
+    settings.HZM_TENANT_CONTEXT_EXEMPT_PATHS (/healthz, which reads the migration
+    table) are left as they are. The request id is
     returned in the X-Request-ID response header.
     """
 
@@ -174,7 +177,12 @@ class TenantContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.request_id = request_id_for(request)
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or is_platform_staff(user):
+        if (
+            user is None
+            or not user.is_authenticated
+            or is_platform_staff(user)
+            or request.path in settings.HZM_TENANT_CONTEXT_EXEMPT_PATHS
+        ):
             response = self.get_response(request)
         else:
             request_id, ip_address, user_agent = request_metadata(request)

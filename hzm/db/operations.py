@@ -8,9 +8,15 @@ two helpers in swapped order. Table operations take a model name and find the
 table in the migration state, never in today's models.
 """
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.contrib.postgres.operations import NotInTransactionMixin
 from django.db.migrations.operations.base import Operation
+from django.db.migrations.operations.fields import FieldOperation
+from django.db.models import NOT_PROVIDED, GeneratedField
 
 from hzm.db import sql
 
@@ -529,3 +535,173 @@ class AddTenantForeignKey(TableOperation):
     def references_model(self, name: str, app_label: str) -> bool:
         to_name = self.to_model.rpartition(".")[2]
         return name.lower() in (self.model_name_lower, to_name.lower())
+
+
+# --- Zero-downtime NOT NULL columns ---------------------------------------------------------
+INTEGER_KEYS = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+    }
+)
+DEFAULT_BATCH_SIZE = 1000
+
+
+class AddNotNullColumnSafely(NotInTransactionMixin, FieldOperation):
+    """Add a NOT NULL column to a live table in the seed's zero-downtime steps.
+
+    1. ADD COLUMN nullable, SET DEFAULT: brief lock, no rewrite; rows inserted from now on,
+       by old code too (it does not name the column), get the default;
+    2. backfill the existing rows in primary key ranges, one commit per batch, only where
+       still NULL (resumable), with `backfill` (an SQL expression frozen here) or the default;
+    3. CHECK (col IS NOT NULL) NOT VALID; 4. VALIDATE it (reads and writes go on);
+    5. SET NOT NULL (no scan: the valid CHECK proves it); 6. drop the CHECK.
+    Every step is idempotent, so re-running an interrupted migration continues. The batches
+    commit, so the migration must say `atomic = False`. The field needs a db_default (the
+    value for rows written meanwhile) and an integer primary key to batch on. The model
+    state changes exactly as with AddField; reversing drops the column.
+    """
+
+    reversible = True
+
+    def __init__(
+        self,
+        model_name: str,
+        name: str,
+        field: Any,
+        backfill: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        super().__init__(model_name, name, field)
+        self.backfill = backfill
+        self.batch_size = batch_size
+        where = f"AddNotNullColumnSafely({model_name}.{name})"
+        if field.null:
+            raise ValueError(f"{where}: the field is null=True; use AddField for a nullable one")
+        if field.db_default is NOT_PROVIDED:
+            raise ValueError(
+                f"{where}: the field needs a db_default, the value of rows that code not yet "
+                "deployed inserts while (and after) the backfill runs"
+            )
+        if (
+            field.is_relation
+            or field.primary_key
+            or field.unique
+            or isinstance(field, GeneratedField)
+        ):
+            raise ValueError(
+                f"{where}: only plain columns; a foreign key, key, unique or generated column "
+                "needs its own constraint or index step"
+            )
+        sql.backfill_in_batches("s", "t", "c", "id", batch_size=batch_size)  # fails on load if bad
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "model_name": self.model_name,
+            "name": self.name,
+            "field": self.field,
+        }
+        if self.backfill is not None:
+            kwargs["backfill"] = self.backfill
+        if self.batch_size != DEFAULT_BATCH_SIZE:
+            kwargs["batch_size"] = self.batch_size
+        return self.__class__.__qualname__, [], kwargs
+
+    def state_forwards(self, app_label: str, state: Any) -> None:
+        state.add_field(app_label, self.model_name_lower, self.name, self.field, True)
+
+    def _create_sql(self, schema_editor: Any, model: Any) -> list[tuple[str, Any]]:
+        schema, table = sql.split_db_table(model._meta.db_table)
+        field = model._meta.get_field(self.name)
+        key = model._meta.pk
+        if key.get_internal_type() not in INTEGER_KEYS:
+            raise ValueError(
+                f"AddNotNullColumnSafely({self.model_name}.{self.name}): the backfill batches "
+                f"on an integer primary key; {table}.{key.name} is a {key.get_internal_type()}"
+            )
+        default, params = schema_editor.db_default_sql(field)
+        check = sql.not_null_check_name(table, field.column)
+        return [
+            (
+                sql.add_nullable_column(
+                    schema, table, field.column, field.db_type(schema_editor.connection), default
+                ),
+                params,
+            ),
+            (
+                sql.backfill_in_batches(
+                    schema,
+                    table,
+                    field.column,
+                    key.column,
+                    value=self.backfill or "DEFAULT",
+                    batch_size=self.batch_size,
+                ),
+                None,
+            ),
+            (sql.add_not_null_check(schema, table, field.column, check), None),
+            (sql.validate_constraint(schema, table, check), None),
+            (sql.set_not_null(schema, table, field.column), None),
+            (sql.drop_constraint_if_exists(check, schema, table), None),
+        ]
+
+    def _drop_sql(self, schema_editor: Any, model: Any) -> list[tuple[str, Any]]:
+        schema, table = sql.split_db_table(model._meta.db_table)
+        return [(sql.drop_column(schema, table, model._meta.get_field(self.name).column), None)]
+
+    def _run_steps(self, schema_editor: Any, steps: list[tuple[str, Any]]) -> None:
+        with _backfill_progress(schema_editor):
+            for statement, params in steps:
+                schema_editor.execute(statement, params=params)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._ensure_not_in_transaction(schema_editor)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            self._run_steps(schema_editor, self._create_sql(schema_editor, model))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._ensure_not_in_transaction(schema_editor)
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            self._run_steps(schema_editor, self._drop_sql(schema_editor, model))
+
+    def describe(self) -> str:
+        return (
+            f"Add NOT NULL field {self.name} to {self.model_name} without blocking writes "
+            f"(backfill in batches of {self.batch_size})"
+        )
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"{self.model_name_lower}_{self.name_lower}"
+
+
+@contextmanager
+def _backfill_progress(schema_editor: Any) -> Iterator[None]:
+    """Print the backfill's RAISE NOTICE progress lines while the steps run (not in sqlmigrate)."""
+    if schema_editor.collect_sql:
+        yield
+        return
+
+    def show(diagnostic: Any) -> None:
+        message = diagnostic.message_primary or ""
+        if message.startswith("backfill "):
+            sys.stdout.write(f"\n    {message}")
+            sys.stdout.flush()
+
+    connection = schema_editor.connection
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.add_notice_handler(show)
+    try:
+        yield
+    finally:
+        raw.remove_notice_handler(show)

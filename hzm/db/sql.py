@@ -403,3 +403,113 @@ def on_delete_clause(rule: str) -> str:
         raise ValueError(f"ON DELETE rule {rule!r} is not one of {', '.join(ON_DELETE_RULES)}")
     # NO ACTION is PostgreSQL's default; rendering nothing keeps the DDL as the seed writes it.
     return "" if rule == "NO ACTION" else f" ON DELETE {rule}"
+
+
+# --- Zero-downtime NOT NULL columns (AddNotNullColumnSafely) ----------------------------
+
+
+def not_null_check_name(table: str, column: str) -> str:
+    """The temporary CHECK (column IS NOT NULL) constraint: chk_<table>_<column>_not_null."""
+    return validate_identifier(f"chk_{table}_{column}_not_null", "constraint")
+
+
+def add_nullable_column(schema: str, table: str, column: str, db_type: str, default: str) -> str:
+    """Step 1: add the column nullable, with its default for the rows inserted from now on.
+
+    SET DEFAULT rather than ADD COLUMN ... DEFAULT: existing rows stay NULL and are filled
+    by the batched backfill, so even a volatile default (gen_random_uuid()) never rewrites
+    the table under its lock. One statement, so no row is inserted between the two
+    changes; IF NOT EXISTS makes a re-run after an interruption continue. `db_type` and
+    `default` are SQL written by Django's field, not input; the default's values travel
+    as parameters.
+    """
+    column = quote_identifier(column, "column")
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} ADD COLUMN IF NOT EXISTS {column} {db_type}, "
+        f"ALTER COLUMN {column} SET DEFAULT {default}"
+    )
+
+
+def backfill_in_batches(
+    schema: str, table: str, column: str, key: str, *, value: str = "DEFAULT", batch_size: int
+) -> str:
+    """Step 2: fill the NULLs of existing rows in primary key ranges, one COMMIT per range.
+
+    A DO block run outside a transaction block may COMMIT (PostgreSQL 11+), so each batch
+    is its own short transaction. Only rows still NULL are touched, so a re-run after an
+    interruption continues where it stopped; rows inserted meanwhile already have the
+    column default. `value` is an SQL expression frozen in the migration (DEFAULT: the
+    column default, evaluated per row). Progress is reported with RAISE NOTICE. Under row
+    level security the role would see (and fill) no rows, so it refuses instead.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch size {batch_size!r} must be a positive integer")
+    ref = table_ref(schema, table)
+    column_q, key_q = quote_identifier(column, "column"), quote_identifier(key, "column")
+    label = ".".join(part for part in (schema, table, column) if part)
+    body = (
+        "\nDECLARE\n"
+        "  lo bigint;\n"
+        "  hi bigint;\n"
+        "  n bigint;\n"
+        "  done bigint := 0;\n"
+        "BEGIN\n"
+        f"  IF row_security_active('{ref}') THEN\n"
+        f"    RAISE EXCEPTION 'backfill of {label}: row level security hides rows from role %; "
+        "run migrate as a role with BYPASSRLS', current_user;\n"
+        "  END IF;\n"
+        f"  SELECT min({key_q}), max({key_q}) INTO lo, hi FROM {ref};\n"
+        "  WHILE lo <= hi LOOP\n"
+        f"    UPDATE {ref} SET {column_q} = {value}\n"
+        f"      WHERE {key_q} >= lo AND {key_q} < lo + {batch_size} AND {column_q} IS NULL;\n"
+        "    GET DIAGNOSTICS n = ROW_COUNT;\n"
+        "    done := done + n;\n"
+        "    COMMIT;\n"
+        f"    RAISE NOTICE 'backfill {label}: % rows filled, keys up to % of %', "
+        f"done, least(lo + {batch_size - 1}, hi), hi;\n"
+        f"    lo := lo + {batch_size};\n"
+        "  END LOOP;\n"
+        "END\n"
+    )
+    return f"DO {_dollar_quote(body)}"
+
+
+def add_not_null_check(schema: str, table: str, column: str, name: str) -> str:
+    """Step 3: CHECK (column IS NOT NULL) NOT VALID: new rows are checked, old ones not yet.
+
+    Dropped first if present, so that a re-run after an interruption starts this step over.
+    """
+    name = quote_identifier(name, "constraint")
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} DROP CONSTRAINT IF EXISTS {name}, "
+        f"ADD CONSTRAINT {name} CHECK ({quote_identifier(column, 'column')} IS NOT NULL) NOT VALID"
+    )
+
+
+def validate_constraint(schema: str, table: str, name: str) -> str:
+    """Step 4: check the existing rows under SHARE UPDATE EXCLUSIVE (reads and writes go on)."""
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} "
+        f"VALIDATE CONSTRAINT {quote_identifier(name, 'constraint')}"
+    )
+
+
+def set_not_null(schema: str, table: str, column: str) -> str:
+    """Step 5: SET NOT NULL, without a table scan thanks to the validated CHECK (PG 12+)."""
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} "
+        f"ALTER COLUMN {quote_identifier(column, 'column')} SET NOT NULL"
+    )
+
+
+def drop_constraint_if_exists(name: str, schema: str, table: str) -> str:
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} "
+        f"DROP CONSTRAINT IF EXISTS {quote_identifier(name, 'constraint')}"
+    )
+
+
+def drop_column(schema: str, table: str, column: str) -> str:
+    return (
+        f"ALTER TABLE {table_ref(schema, table)} DROP COLUMN {quote_identifier(column, 'column')}"
+    )

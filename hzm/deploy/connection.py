@@ -1,0 +1,219 @@
+"""The connection schema changes run on: the owner's URL, one migrate at a time, short locks.
+
+- MIGRATION_DATABASE_URL (settings.HZM_MIGRATION_DATABASE): migrate, backup, restore,
+  rollback and deploy, run from the command line, connect with it instead of DATABASE_URL.
+- An advisory lock with a fixed key serialises migrate runs on one database.
+- DDL waits at most settings.HZM_MIGRATION_LOCK_TIMEOUT for a lock (lock_timeout), and
+  what timed out (SQLSTATE 55P03) is retried with backoff: a statement alone when it ran
+  outside a transaction, otherwise the caller retries the whole migration.
+"""
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from psycopg.conninfo import make_conninfo
+
+# pg_advisory_lock(int, int): ('HZM' in ASCII, 1 = migrate). Advisory locks are per database.
+MIGRATE_LOCK_KEY = (0x485A4D, 1)
+LOCK_NOT_AVAILABLE = "55P03"
+MAX_BACKOFF_SECONDS = 30.0
+# The keys of a DATABASES entry that say where and as whom to connect.
+CONNECTION_KEYS = ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+
+
+@contextmanager
+def use_database(alias: str, database: dict[str, Any]) -> Iterator[Any]:
+    """Point connection `alias` at another database (NAME, USER, HOST, ...) for the block.
+
+    The connection is closed before and after, so nothing opened on one database is used
+    on the other; it must not be inside a transaction. Entering with the settings it
+    already has changes nothing.
+    """
+    connection = connections[alias]
+    wanted = {**connection.settings_dict, "OPTIONS": {}}
+    wanted.update({key: database[key] for key in CONNECTION_KEYS if key in database})
+    if all(wanted[key] == connection.settings_dict.get(key) for key in CONNECTION_KEYS):
+        yield connection
+        return
+    saved = connection.settings_dict
+    connection.close()
+    connection.settings_dict = wanted
+    try:
+        yield connection
+    finally:
+        connection.close()
+        connection.settings_dict = saved
+
+
+@contextmanager
+def migration_connection(alias: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Connect `alias` as the database owner (MIGRATION_DATABASE_URL) for the block, if set.
+
+    Django's connection handler builds a connection from settings.DATABASES once, and
+    connects lazily; swapping the wrapper's settings_dict before anything connects makes
+    every query of the command (system checks included) go to the owner's URL, without
+    a second alias that models, routers and migrations would not know about.
+    """
+    database = getattr(settings, "HZM_MIGRATION_DATABASE", None)
+    if not database:
+        yield
+        return
+    with use_database(alias, database):
+        yield
+
+
+class MigrationConnectionCommand:
+    """Mixin for management commands: use MIGRATION_DATABASE_URL when run from the shell.
+
+    Only from the command line (run_from_argv): call_command() in-process, such as the
+    test runner creating its database with `migrate`, keeps the connection it has.
+    """
+
+    _from_command_line = False
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self._from_command_line = True
+        super().run_from_argv(argv)  # type: ignore[misc]
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        if not self._from_command_line:
+            return super().execute(*args, **options)  # type: ignore[misc]
+        with migration_connection(options.get("database") or DEFAULT_DB_ALIAS):
+            return super().execute(*args, **options)  # type: ignore[misc]
+
+
+def libpq_connection(connection: Any, dbname: str | None = None) -> tuple[str, dict[str, str]]:
+    """(conninfo, environment) for pg_dump/pg_restore/psql to reach what `connection` reaches.
+
+    Built from the connection's own psycopg parameters, so a socket directory in OPTIONS
+    (postgresql://u@/db?host=/run/pg), sslmode and the like are honoured. The password
+    goes in PGPASSWORD, not on the command line where `ps` would show it.
+    """
+    keywords = {option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults()}
+    params = {
+        key: str(value)
+        for key, value in connection.get_connection_params().items()
+        if key in keywords and value not in (None, "")
+    }
+    if dbname is not None:
+        params["dbname"] = dbname
+    env = {**os.environ, "PGAPPNAME": "hzm-deploy"}
+    password = params.pop("password", None)
+    if password:
+        env["PGPASSWORD"] = password
+    return make_conninfo(**params), env
+
+
+@contextmanager
+def advisory_lock(connection: Any, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold the migrate advisory lock on `connection` for the block; wait if another has it.
+
+    Session-level and re-entrant: a command holding it (deploy) may run migrate, which
+    takes it again on the same connection.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", MIGRATE_LOCK_KEY)
+        if not cursor.fetchone()[0]:
+            cursor.execute(
+                "SELECT a.pid, a.application_name, a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s "
+                "AND l.objid = %s AND l.objsubid = 2 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                MIGRATE_LOCK_KEY,
+            )
+            holder = cursor.fetchone()
+            who = (
+                f"process {holder[0]} ({holder[1] or 'no application name'}, "
+                f"connected {holder[2]:%Y-%m-%d %H:%M:%S %Z})"
+                if holder
+                else "another session"
+            )
+            on_wait(f"another migrate holds the migration lock: {who}; waiting for it to finish")
+            # Wait as long as it takes, whatever lock_timeout the role has by default.
+            cursor.execute("SELECT set_config('lock_timeout', '0', false)")
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATE_LOCK_KEY)
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", MIGRATE_LOCK_KEY)
+        except DatabaseError:
+            pass  # The connection is gone, and the server released the lock with it.
+
+
+@contextmanager
+def lock_timeout(connection: Any, seconds: float) -> Iterator[None]:
+    """SET lock_timeout on `connection` for the block (session level), then put it back."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, false)",
+            [f"{max(1, round(seconds * 1000))}ms"],
+        )
+        previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
+        except DatabaseError:
+            pass
+
+
+def is_lock_timeout(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it) is PostgreSQL's lock_not_available (55P03)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def backoff_delays(retries: int, first: float) -> list[float]:
+    """Seconds to wait before each retry: first, 2*first, 4*first, ... (at most 30 s each)."""
+    return [min(first * 2**attempt, MAX_BACKOFF_SECONDS) for attempt in range(retries)]
+
+
+class RetryOutsideTransactions:
+    """connection.execute_wrapper(): re-run a statement that timed out waiting for a lock.
+
+    Only a statement that ran in autocommit, alone: inside a transaction block the failed
+    statement has aborted the transaction, and the caller must retry it whole.
+    """
+
+    def __init__(
+        self,
+        delays: Sequence[float],
+        on_retry: Callable[[str], None],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.delays = list(delays)
+        self.on_retry = on_retry
+        self.sleep = sleep
+
+    def __call__(self, execute: Callable, sql: str, params: Any, many: bool, context: dict) -> Any:
+        connection = context["connection"]
+        for attempt, delay in enumerate([*self.delays, None], start=1):
+            try:
+                return execute(sql, params, many, context)
+            except DatabaseError as exc:
+                alone = not connection.in_atomic_block and connection.get_autocommit()
+                if delay is None or not alone or not is_lock_timeout(exc):
+                    raise
+                first_line = str(sql).strip().splitlines()[0][:100]
+                self.on_retry(
+                    f"lock timeout on `{first_line}`; retrying the statement in {delay:g} s "
+                    f"(attempt {attempt + 1} of {len(self.delays) + 1})"
+                )
+                self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,41 @@
+"""`manage.py backup`: pg_dump -Fc of the database, named by time and migration state."""
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from hzm.deploy.backup import BackupError, create_backup
+from hzm.deploy.connection import MigrationConnectionCommand
+
+
+class Command(MigrationConnectionCommand, BaseCommand):
+    help = (
+        "Back up the database with pg_dump (custom format) to BACKUP_DIR as "
+        "<database>-<UTC time>-<migration state>.dump, with a .json sidecar: applied "
+        "migrations per app, row counts per table, row level security, policies and "
+        "triggers, roles and server version. Needs a role that bypasses row level security."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--dir", type=Path, default=None, help="Directory to write to (BACKUP_DIR)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        directory = options["dir"] or Path(settings.BACKUP_DIR)
+        try:
+            backup = create_backup(connections[DEFAULT_DB_ALIAS], directory, self.stdout.write)
+        except BackupError as exc:
+            raise CommandError(str(exc)) from exc
+        manifest = backup.manifest
+        tables = manifest["row_counts"]
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"backup: {backup.dump} ({manifest['bytes']:,} bytes; {len(tables)} tables, "
+                f"{sum(tables.values()):,} rows; migration state {manifest['migration_state']})"
+            )
+        )
+        self.stdout.write(f"sidecar: {backup.sidecar}")
