@@ -49,3 +49,29 @@ class GenericData(Versioned, SoftDeletable, Authored):
             ),
             GinIndex(fields=["data"], name="idx_generic_data_jsonb"),
         ]
+
+
+class GenericDataUnique(models.Model):
+    """app.generic_data_unique: the values of unique fields, one row per (table, field, value).
+
+    Its primary key is what makes a user table's unique field unique under concurrent
+    writers: the trigger app.sync_unique_values() (SECURITY DEFINER) keeps it in step
+    with the live rows of app.generic_data, and a second writer of the same value waits
+    for the first and then fails. The runtime role has no privileges on it. No tenant_id:
+    table ids are global, and no tenant-facing code reads it.
+    """
+
+    pk = models.CompositePrimaryKey("table_id", "field", "value")
+    table_id = models.IntegerField()
+    field = models.CharField(max_length=63)
+    value = models.TextField()
+    # A purged row takes its values with it; soft deletes are handled by the trigger.
+    row = fields.ForeignKey(GenericData, db_on_delete=fields.CASCADE, related_name="+")
+
+    class Meta:
+        db_table = 'app"."generic_data_unique'
+        verbose_name_plural = "generic data unique values"
+        indexes = [models.Index(fields=["row"], name="idx_generic_data_unique_row")]
+
+    def __str__(self) -> str:
+        return f"{self.field}={self.value!r} of table {self.table_id}"

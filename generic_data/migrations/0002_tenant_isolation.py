@@ -23,5 +23,6 @@ class Migration(migrations.Migration):
             ["tenant_id", "project_id", "table_id"],
             "core.tablemetadata",
             ["tenant_id", "project_id", "id"],
+            on_delete="CASCADE",
         ),
     ]

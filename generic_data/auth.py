@@ -1,0 +1,74 @@
+"""Who calls the HTTP API: a project's API key, or a signed-in tenant user.
+
+An API key is looked up before the request has a tenant: as the runtime role without
+a context, through app.api_key_tenant(prefix) (SECURITY DEFINER, see
+generic_data/migrations/0003), because neither the runtime role (row level security)
+nor the production login role (no privileges) can read core.api_keys then. The key's
+hash is compared here, in constant time; the key must be usable (active, unrevoked,
+unexpired, of a live tenant, user and project).
+"""
+
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+from core.models import API_KEY_PREFIX
+from hzm.db.operations import runtime_role
+from hzm.secrets import api_key_matches
+
+# The public prefix ApiKey.objects.issue() puts before a key's secret: hzm_<12 hex digits>.
+PREFIX_LENGTH = len(API_KEY_PREFIX) + 12
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The tenant and user a request acts for; `project_id` limits an API key to a project."""
+
+    tenant_id: int
+    user_id: int
+    project_id: int | None = None
+    api_key_id: int | None = None
+
+
+def key_prefix(presented: str) -> str | None:
+    """The prefix of a presented key ('hzm_0123456789ab_<secret>'), or None if malformed.
+
+    The secret itself may contain '_' (it is URL-safe base64), so the prefix is cut by
+    its length, not at the last '_'.
+    """
+    prefix = presented[:PREFIX_LENGTH]
+    separator = presented[PREFIX_LENGTH : PREFIX_LENGTH + 1]
+    secret = presented[PREFIX_LENGTH + 1 :]
+    if not prefix.startswith(API_KEY_PREFIX) or separator != "_" or not secret:
+        return None
+    if not all(c in "0123456789abcdef" for c in prefix[len(API_KEY_PREFIX) :]):
+        return None
+    return prefix
+
+
+def authenticate_api_key(presented: str) -> Caller | None:
+    """The caller a presented API key stands for, or None if it is not a usable key."""
+    prefix = key_prefix(presented)
+    if prefix is None:
+        return None
+    with transaction.atomic(), connection.cursor() as cursor:
+        # As the runtime role, with no tenant context: all it may do here is call
+        # app.api_key_tenant(), which returns this one key's row or nothing.
+        cursor.execute(
+            "SELECT current_setting('role'), set_config('role', %s, true)", [runtime_role()]
+        )
+        previous_role = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT key_id, tenant_id, project_id, user_id, key_hash, usable "
+            "FROM app.api_key_tenant(%s)",
+            [prefix],
+        )
+        found = cursor.fetchone()
+        # Inside an outer transaction the SET LOCAL would outlive this block.
+        cursor.execute("SELECT set_config('role', %s, true)", [previous_role])
+    if found is None:
+        return None
+    key_id, tenant_id, project_id, user_id, key_hash, usable = found
+    if not api_key_matches(presented, key_hash) or not usable:
+        return None
+    return Caller(tenant_id, user_id, project_id, key_id)

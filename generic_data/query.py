@@ -1,0 +1,488 @@
+"""The query language of user tables: filters, sorting, keyset pages, full-text search.
+
+A filter is JSON, checked against the table's fields before any SQL exists:
+
+    {"field": "price", "op": "gte", "value": 10}
+    {"and": [<filter>, ...]}            {"or": [<filter>, ...]}
+
+Operators, by field type (`id`, the row's id, can be filtered as an integer too):
+
+    eq, ne, in (a list), isnull (true/false)   every type
+    lt, lte, gt, gte                           integer, decimal, date, datetime, text, email, url
+    contains                                   text, email, url (case-insensitive substring),
+                                               json (JSON containment)
+
+Comparisons are typed: numbers as numeric, dates as date, datetimes as timestamptz,
+text as text. `ne` is also true where the field has no value. Field names are looked
+up in the definition and values always travel as query parameters; the SQL text is
+made only of the fixed fragments below.
+
+A sort is "field" or "-field" (descending), "id" by default, "-rank" (relevance, the
+default of a search). Rows without a value come last in ascending order and first in
+descending order, and the row id breaks ties, so a page ends at a well-defined row and
+the next page starts after it (`after`, an opaque cursor): keyset pagination.
+
+Where the runtime role's plan could not use a GIN index (row level security: see
+generic_data/migrations/0003), candidate ids come from a SECURITY DEFINER function:
+app.search_rows() for a search, app.rows_containing() for the equalities of a filter
+(together a jsonb containment document). The rows are then read as the runtime role by
+id, and every condition is applied again, under the tenant policy (see Query).
+
+Everything here is pure: a Query in, SQL text and parameters out (services.py runs it).
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Union
+
+from generic_data.schema import (
+    Field,
+    FieldError,
+    InvalidValue,
+    Schema,
+    ValidationFailed,
+    _describe,
+    dumps,
+    loads,
+)
+
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "isnull")
+_ALL = ("eq", "ne", "in", "isnull")
+_ORDERED = ("lt", "lte", "gt", "gte")
+OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "text": (*_ALL, *_ORDERED, "contains"),
+    "email": (*_ALL, *_ORDERED, "contains"),
+    "url": (*_ALL, *_ORDERED, "contains"),
+    "choice": _ALL,
+    "integer": (*_ALL, *_ORDERED),
+    "decimal": (*_ALL, *_ORDERED),
+    "date": (*_ALL, *_ORDERED),
+    "datetime": (*_ALL, *_ORDERED),
+    "boolean": ("eq", "ne", "isnull"),
+    "reference": _ALL,
+    "json": ("eq", "ne", "isnull", "contains"),
+}
+# The SQL type a field's value is compared and sorted as; text-like fields stay text.
+CASTS = {
+    "integer": "numeric",
+    "decimal": "numeric",
+    "date": "date",
+    "datetime": "timestamptz",
+    "boolean": "boolean",
+    "reference": "bigint",
+}
+COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+SORTABLE = ("text", "email", "url", "choice", "integer", "decimal", "date", "datetime", "boolean")
+MAX_IN_VALUES = 1000
+MAX_CONDITIONS = 100
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+# Candidate ids worth reading one by one; past this, scanning the table is cheaper.
+MAX_CANDIDATES = 1000
+
+# The row's own id, filterable and sortable like an integer field.
+ID = Field("id", "integer")
+# Relevance of a full-text search, as PostgreSQL ranks it.
+RANK = "rank"
+
+SEARCH_CONFIG = "'english'::regconfig"
+RANK_SQL = (
+    f"ts_rank(to_tsvector({SEARCH_CONFIG}, g.search_text), "
+    f"websearch_to_tsquery({SEARCH_CONFIG}, %s))"
+)
+COLUMNS = "g.id, g.data, g.version, g.created_at, g.updated_at"
+
+
+# --- The filter tree ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: Field
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Junction:
+    kind: str  # "and" or "or"
+    children: tuple["Node", ...]
+
+
+Node = Union[Condition, Junction]  # noqa: UP007 (a forward reference)
+
+
+def _invalid(schema: Schema, message: str) -> ValidationFailed:
+    return ValidationFailed(schema.table, [FieldError(message)])
+
+
+def parse_filter(schema: Schema, raw: Any) -> Node | None:
+    """The filter `raw` checked against the table's fields; None for no filter."""
+    if raw is None or raw == {}:
+        return None
+    counter = [0]
+    return _parse_node(schema, raw, "filter", counter)
+
+
+def _parse_node(schema: Schema, raw: Any, where: str, counter: list[int]) -> Node:
+    if not isinstance(raw, dict):
+        raise _invalid(schema, f"{where}: expected an object, got {_describe(raw)}")
+    junctions = [key for key in ("and", "or") if key in raw]
+    if junctions:
+        kind = junctions[0]
+        if len(raw) != 1:
+            raise _invalid(schema, f"{where}: an '{kind}' object has no other keys")
+        items = raw[kind]
+        if not isinstance(items, list) or not items:
+            raise _invalid(schema, f"{where}.{kind}: expected a non-empty list of filters")
+        children = tuple(
+            _parse_node(schema, item, f"{where}.{kind}[{n}]", counter)
+            for n, item in enumerate(items)
+        )
+        return Junction(kind, children)
+    counter[0] += 1
+    if counter[0] > MAX_CONDITIONS:
+        raise _invalid(schema, f"filter: more than {MAX_CONDITIONS} conditions")
+    unknown = set(raw) - {"field", "op", "value"}
+    if unknown or "field" not in raw:
+        raise _invalid(
+            schema,
+            f"{where}: expected {{'field': ..., 'op': ..., 'value': ...}}, "
+            "{'and': [...]} or {'or': [...]}",
+        )
+    return parse_condition(schema, raw["field"], raw.get("op", "eq"), raw.get("value"))
+
+
+def parse_condition(schema: Schema, name: Any, op: Any, value: Any) -> Condition:
+    """One condition: the field must exist, the operator suit its type, the value its type."""
+    field = ID if name == "id" else schema.field(name, "filter on")
+    allowed = ("eq", "ne", "in", *_ORDERED) if field is ID else OPERATORS_BY_TYPE[field.type]
+    if op not in allowed:
+        raise ValidationFailed(
+            schema.table,
+            [
+                FieldError(
+                    f"operator {_describe(op)} does not apply to a {field.type} field "
+                    f"(use {', '.join(allowed)})",
+                    field.name,
+                )
+            ],
+        )
+    try:
+        return Condition(field, op, _filter_value(field, op, value))
+    except InvalidValue as error:
+        raise ValidationFailed(
+            schema.table, [FieldError(f"filter {op}: {error}", field.name)]
+        ) from None
+
+
+def _filter_value(field: Field, op: str, value: Any) -> Any:
+    if op == "isnull":
+        if not isinstance(value, bool):
+            raise InvalidValue(f"expected true or false, got {_describe(value)}")
+        return value
+    if op == "in":
+        if not isinstance(value, list) or len(value) > MAX_IN_VALUES:
+            raise InvalidValue(f"expected a list of at most {MAX_IN_VALUES} values")
+        return tuple(field.coerce(item) for item in value)
+    if op == "contains" and field.type != "json":
+        if not isinstance(value, str) or not value:
+            raise InvalidValue(f"expected some text, got {_describe(value)}")
+        return value
+    if value is None:
+        raise InvalidValue("a value is needed (to test for no value, use isnull)")
+    return field.coerce(value)
+
+
+# --- Sorting and cursors --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sort:
+    key: Field | str  # a field, ID, or RANK
+    descending: bool = False
+
+    @property
+    def spec(self) -> str:
+        name = self.key if isinstance(self.key, str) else self.key.name
+        return f"-{name}" if self.descending else name
+
+
+def parse_sort(schema: Schema, raw: Any, *, search: bool = False) -> Sort:
+    """'price', '-price', 'id', '-rank'; the default is id, or relevance for a search."""
+    if raw in (None, ""):
+        return Sort(RANK, descending=True) if search else Sort(ID)
+    if not isinstance(raw, str):
+        raise _invalid(schema, f"sort: expected a field name, got {_describe(raw)}")
+    descending = raw.startswith("-")
+    name = raw.removeprefix("-")
+    if name == RANK:
+        if not search or not descending:
+            raise _invalid(schema, "sort: '-rank' sorts the results of a search, best first")
+        return Sort(RANK, True)
+    if name == "id":
+        return Sort(ID, descending)
+    field = schema.field(name, "sort by")
+    if field.type not in SORTABLE:
+        raise ValidationFailed(
+            schema.table, [FieldError(f"a {field.type} field cannot be sorted by", field.name)]
+        )
+    return Sort(field, descending)
+
+
+def sort_value(sort: Sort, row_id: int, data: dict[str, Any], rank: float | None) -> Any:
+    """The value a row has for the sort: what the next page's cursor starts after."""
+    if sort.key == RANK:
+        return rank
+    if sort.key is ID:
+        return row_id
+    return data.get(sort.key.name)
+
+
+def encode_cursor(sort: Sort, value: Any, row_id: int) -> str:
+    payload = dumps({"s": sort.spec, "v": value, "i": row_id})
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(schema: Schema, sort: Sort, cursor: str) -> tuple[Any, int]:
+    """The (sort value, row id) a cursor carries; a cursor of another sort is refused."""
+    bad = _invalid(schema, "after: not a cursor of this query (use next_cursor of a page)")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = loads(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError):
+        raise bad from None
+    if not isinstance(payload, dict) or payload.get("s") != sort.spec:
+        raise bad
+    row_id, value = payload.get("i"), payload.get("v")
+    if isinstance(row_id, bool) or not isinstance(row_id, int):
+        raise bad
+    try:
+        if sort.key == RANK:
+            if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+                raise bad
+            value = float(value)
+        elif value is not None:
+            value = sort.key.coerce(value)
+    except InvalidValue:
+        raise bad from None
+    return value, row_id
+
+
+# --- SQL ----------------------------------------------------------------------------------
+
+
+def field_sql(field: Field) -> tuple[str, list[Any]]:
+    """The field's value in row g, as the SQL type it compares as."""
+    if field is ID:
+        return "g.id", []
+    cast = CASTS.get(field.type)
+    if cast is None:
+        return "(g.data ->> %s)", [field.name]
+    return f"((g.data ->> %s)::{cast})", [field.name]
+
+
+def _typed_param(field: Field) -> str:
+    if field is ID:
+        return "%s::bigint"
+    return f"%s::{CASTS.get(field.type, 'text')}"
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def condition_sql(condition: Condition) -> tuple[str, list[Any]]:
+    field, op, value = condition.field, condition.op, condition.value
+    if field is ID:
+        if op == "in":
+            return "g.id = ANY(%s::bigint[])", [list(value)]
+        operator = {"eq": "=", "ne": "<>", **COMPARISONS}[op]
+        return f"g.id {operator} %s::bigint", [value]
+    if op == "isnull":
+        return f"(g.data ->> %s) IS {'' if value else 'NOT '}NULL", [field.name]
+    if op in ("eq", "ne"):
+        if field.type == "json":
+            # Whole-value equality; a json field's containment is `contains`.
+            operator = "IS NOT DISTINCT FROM" if op == "eq" else "IS DISTINCT FROM"
+            return f"(g.data -> %s) {operator} %s::jsonb", [field.name, dumps(value)]
+        test = "g.data @> %s::jsonb"
+        return (test if op == "eq" else f"NOT ({test})"), [dumps({field.name: value})]
+    if op == "in":
+        if not value:
+            return "false", []
+        return "(g.data -> %s) = ANY(%s::jsonb[])", [field.name, [dumps(v) for v in value]]
+    if op == "contains":
+        if field.type == "json":
+            return "(g.data -> %s) @> %s::jsonb", [field.name, dumps(value)]
+        return "(g.data ->> %s) ILIKE %s", [field.name, f"%{_escape_like(value)}%"]
+    expression, params = field_sql(field)
+    return f"{expression} {COMPARISONS[op]} {_typed_param(field)}", [*params, value]
+
+
+def filter_sql(node: Node) -> tuple[str, list[Any]]:
+    if isinstance(node, Condition):
+        return condition_sql(node)
+    parts, params = [], []
+    for child in node.children:
+        text, child_params = filter_sql(child)
+        parts.append(f"({text})")
+        params += child_params
+    return f" {node.kind.upper()} ".join(parts), params
+
+
+def containment(node: Node | None) -> tuple[dict[str, Any] | None, bool]:
+    """The filter's equalities on scalar fields as one jsonb document, and whether they
+    are the whole filter. Only equalities every row must satisfy (a condition, or the
+    conditions of a top-level AND) can narrow the candidates."""
+    if node is None:
+        return None, False
+    conditions = [node] if isinstance(node, Condition) else []
+    if isinstance(node, Junction) and node.kind == "and":
+        conditions = list(node.children)
+    document: dict[str, Any] = {}
+    for condition in conditions:
+        if (
+            isinstance(condition, Condition)
+            and condition.op == "eq"
+            and condition.field is not ID
+            and condition.field.type != "json"
+            and condition.field.name not in document
+        ):
+            document[condition.field.name] = condition.value
+    if not document:
+        return None, False
+    whole = len(document) == len(conditions) and (
+        isinstance(node, Condition) or len(conditions) == len(node.children)
+    )
+    return document, whole
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query of one user table's rows, checked; `select()` and `count()` render it.
+
+    How the rows are found, by what the query is:
+    - a search: candidates from app.search_rows() (idx_generic_data_search);
+    - a filter of equalities only, sorted by id: the page itself from
+      app.rows_containing() (idx_generic_data_jsonb or an ordered scan, as it plans);
+    - a filter with equalities and more: `candidate_ids`, when the service found that
+      the equalities match few rows (probe(), at most MAX_CANDIDATES), else the table;
+    - anything else: the table, under the tenant policy.
+    Candidates are always read back by id as the runtime role, every condition applied.
+    """
+
+    project_id: int
+    table_id: int
+    filter: Node | None = None
+    sort: Sort = Sort(ID)
+    limit: int = DEFAULT_LIMIT
+    after: tuple[Any, int] | None = None  # (sort value, row id) of the previous page's end
+    search: str | None = None
+    candidate_ids: tuple[int, ...] | None = None
+
+    def probe(self) -> tuple[str, list[Any]] | None:
+        """The ids matching the filter's equalities, at most MAX_CANDIDATES + 1 of them:
+        if they are that few, reading them by id beats scanning the table."""
+        document, whole = containment(self.filter)
+        if self.search is not None or document is None or (whole and self.sort.key is ID):
+            return None
+        return (
+            "SELECT c.id FROM app.rows_containing(%s, %s, %s::jsonb, NULL, %s) AS c(id)",
+            [self.project_id, self.table_id, dumps(document), MAX_CANDIDATES + 1],
+        )
+
+    def _source(self, *, page: bool) -> tuple[str, list[Any]]:
+        """The FROM clause and its parameters."""
+        document, whole = containment(self.filter)
+        if self.search is not None:
+            candidates, params = "app.search_rows(%s, %s)", [self.table_id, self.search]
+        elif page and whole and self.sort.key is ID:
+            after = self.after[1] if self.after else None
+            candidates = "app.rows_containing(%s, %s, %s::jsonb, %s, %s, %s)"
+            params = [self.project_id, self.table_id, dumps(document), after, self.limit]
+            params.append(self.sort.descending)
+        elif self.candidate_ids is not None:
+            candidates, params = "unnest(%s::bigint[])", [list(self.candidate_ids)]
+        else:
+            return "app.generic_data AS g", []
+        # Each candidate is read by id as the runtime role (the tenant policy applies
+        # again); OFFSET 0 keeps the planner from trading the id lookups for a scan.
+        source = (
+            f"{candidates} AS c(id) CROSS JOIN LATERAL "
+            "(SELECT * FROM app.generic_data AS g0 WHERE g0.id = c.id OFFSET 0) AS g"
+        )
+        return source, params
+
+    def _where(self) -> tuple[str, list[Any]]:
+        where = "g.project_id = %s AND g.table_id = %s AND g.is_deleted = false"
+        params: list[Any] = [self.project_id, self.table_id]
+        if self.filter is not None:
+            text, filter_params = filter_sql(self.filter)
+            where += f" AND ({text})"
+            params += filter_params
+        return where, params
+
+    def _sort_sql(self) -> tuple[str, list[Any]]:
+        if self.sort.key == RANK:
+            return RANK_SQL, [self.search]
+        return field_sql(self.sort.key)
+
+    def select(self) -> tuple[str, list[Any]]:
+        """The page: id, data, version, created_at, updated_at, sort_key of each row."""
+        source, source_params = self._source(page=True)
+        where, where_params = self._where()
+        key, key_params = self._sort_sql()
+        inner = f"SELECT {COLUMNS}, {key} AS sort_key FROM {source} WHERE {where}"
+        outer_where, outer_params = self._keyset()
+        direction = "DESC" if self.sort.descending else "ASC"
+        nulls = ""
+        if self.sort.key not in (ID, RANK):
+            nulls = " NULLS FIRST" if self.sort.descending else " NULLS LAST"
+        text = (
+            f"SELECT q.id, q.data, q.version, q.created_at, q.updated_at, q.sort_key "
+            f"FROM ({inner}) AS q{outer_where} "
+            f"ORDER BY q.sort_key {direction}{nulls}, q.id {direction} LIMIT %s"
+        )
+        params = [*key_params, *source_params, *where_params, *outer_params, self.limit]
+        return text, params
+
+    def _keyset(self) -> tuple[str, list[Any]]:
+        """The rows after the cursor, in the order of the sort (nulls last ascending)."""
+        if self.after is None:
+            return "", []
+        value, row_id = self.after
+        if self.sort.key is ID:
+            return (" WHERE q.id < %s" if self.sort.descending else " WHERE q.id > %s"), [row_id]
+        param = "%s::real" if self.sort.key == RANK else _typed_param(self.sort.key)
+        if self.sort.descending:
+            if value is None:
+                return " WHERE (q.sort_key IS NOT NULL OR q.id < %s)", [row_id]
+            return (
+                f" WHERE (q.sort_key < {param} OR (q.sort_key = {param} AND q.id < %s))",
+                [value, value, row_id],
+            )
+        if value is None:
+            return " WHERE (q.sort_key IS NULL AND q.id > %s)", [row_id]
+        return (
+            f" WHERE (q.sort_key > {param} OR (q.sort_key = {param} AND q.id > %s) "
+            "OR q.sort_key IS NULL)",
+            [value, value, row_id],
+        )
+
+    def count(self) -> tuple[str, list[Any]]:
+        """How many rows match, all pages together."""
+        document, whole = containment(self.filter)
+        if self.search is not None and self.filter is None:
+            return "SELECT count(*) FROM app.search_rows(%s, %s)", [self.table_id, self.search]
+        if self.search is None and whole:
+            return (
+                "SELECT count(*) FROM app.rows_containing(%s, %s, %s::jsonb)",
+                [self.project_id, self.table_id, dumps(document)],
+            )
+        source, params = self._source(page=False)
+        where, where_params = self._where()
+        return f"SELECT count(*) FROM {source} WHERE {where}", [*params, *where_params]

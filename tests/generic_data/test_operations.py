@@ -1,0 +1,179 @@
+"""generic_data.operations: the SQL to the string, and the catalog after forwards,
+backwards and forwards again (inside the test's transaction, which rolls it all back)."""
+
+import pytest
+from django.apps import apps as global_apps
+from django.db import connection
+from django.db.migrations.state import ProjectState
+
+from generic_data.operations import (
+    AttachStatementTrigger,
+    ConfigureFunction,
+    GrantExecute,
+    create_statement_trigger,
+    grant_execute,
+    reset_function_option,
+    revoke_execute,
+    set_function_option,
+)
+from hzm.db.operations import runtime_role
+from tests.generic_data.conftest import execute, fetchall, fetchone
+
+# --- Renderers --------------------------------------------------------------------------------
+
+
+def test_grant_execute_renders_revoke_from_public_then_grant():
+    assert grant_execute("app.f", "p_a int, p_b text DEFAULT 'x'", "hzm_app") == [
+        'REVOKE EXECUTE ON FUNCTION "app"."f"(p_a int, p_b text) FROM PUBLIC',
+        'GRANT EXECUTE ON FUNCTION "app"."f"(p_a int, p_b text) TO "hzm_app"',
+    ]
+    assert revoke_execute("app.f", "", "hzm_app") == [
+        'REVOKE EXECUTE ON FUNCTION "app"."f"() FROM "hzm_app"',
+        'GRANT EXECUTE ON FUNCTION "app"."f"() TO PUBLIC',
+    ]
+
+
+def test_function_options_render_alter_function_set_and_reset():
+    assert set_function_option("app.f", "a int", "enable_indexscan", "off") == (
+        'ALTER FUNCTION "app"."f"(a int) SET "enable_indexscan" = off'
+    )
+    assert reset_function_option("app.f", "a int", "enable_indexscan") == (
+        'ALTER FUNCTION "app"."f"(a int) RESET "enable_indexscan"'
+    )
+    for value in ["off; DROP TABLE x", "'on'", ""]:
+        with pytest.raises(ValueError, match="must be a plain word"):
+            ConfigureFunction("app.f", "", "enable_indexscan", value)
+
+
+def test_statement_triggers_render_their_transition_tables():
+    assert create_statement_trigger(
+        "trg_t_sync", "app", "t", event="UPDATE", function="app.sync",
+        old_table="old_rows", new_table="new_rows",
+    ) == (
+        'CREATE TRIGGER "trg_t_sync" AFTER UPDATE ON "app"."t" REFERENCING OLD TABLE AS '
+        '"old_rows" NEW TABLE AS "new_rows" FOR EACH STATEMENT EXECUTE FUNCTION "app"."sync"()'
+    )  # fmt: skip
+    assert create_statement_trigger("trg_t_x", "", "t", event="DELETE", function="f") == (
+        'CREATE TRIGGER "trg_t_x" AFTER DELETE ON "t" FOR EACH STATEMENT EXECUTE FUNCTION "f"()'
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"event": "TRUNCATE"}, "is not one of INSERT, UPDATE, DELETE"),
+        ({"event": "INSERT", "old_table": "o"}, "an INSERT has no OLD TABLE"),
+        ({"event": "DELETE", "new_table": "n"}, "a DELETE has no NEW TABLE"),
+        ({"event": "INSERT", "new_table": "New Rows"}, "is not a valid name"),
+    ],
+)
+def test_bad_statement_triggers_fail_when_the_migration_is_loaded(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AttachStatementTrigger("genericdata", kind="x", function="app.f", **kwargs)
+
+
+def test_bad_function_names_fail_when_the_migration_is_loaded():
+    with pytest.raises(ValueError, match="is not a valid name"):
+        GrantExecute("app.f; DROP", "")
+
+
+def test_deconstruct_emits_only_what_was_given():
+    trigger = AttachStatementTrigger(
+        "genericdata", kind="sync", event="INSERT", function="app.f", new_table="new_rows"
+    )
+    assert trigger.deconstruct() == (
+        "AttachStatementTrigger",
+        [],
+        {"model_name": "genericdata", "kind": "sync", "event": "INSERT", "function": "app.f",
+         "new_table": "new_rows"},
+    )  # fmt: skip
+    assert GrantExecute("app.f", "a int").deconstruct() == (
+        "GrantExecute",
+        [],
+        {"name": "app.f", "arguments": "a int"},
+    )
+    assert trigger.describe() == (
+        "Attach statement trigger sync (AFTER INSERT, app.f) to genericdata"
+    )
+    assert GrantExecute("app.f", "a int").migration_name_fragment == "grant_execute_app_f"
+
+
+# --- On the database ----------------------------------------------------------------------------
+
+
+def apply(operation, direction: str) -> None:
+    state = ProjectState.from_apps(global_apps)
+    with connection.schema_editor(atomic=False, collect_sql=False) as editor:
+        getattr(operation, f"database_{direction}")("generic_data", editor, state, state)
+
+
+def acl_of(signature: str) -> list[str]:
+    (acl,) = fetchone(
+        "SELECT coalesce(proacl::text[], '{}') FROM pg_proc WHERE oid = %s::regprocedure",
+        [signature],
+    )
+    return sorted(acl)
+
+
+@pytest.mark.django_db
+def test_grant_execute_forwards_backwards_forwards():
+    execute("CREATE FUNCTION app.op_probe(a int) RETURNS int LANGUAGE sql AS 'SELECT a'")
+    owner = fetchone("SELECT current_user")[0]
+    operation = GrantExecute("app.op_probe", "a int")
+    granted = sorted([f"{owner}=X/{owner}", f"{runtime_role()}=X/{owner}"])
+    apply(operation, "forwards")
+    assert acl_of("app.op_probe(int)") == granted
+    apply(operation, "backwards")
+    assert acl_of("app.op_probe(int)") == sorted([f"=X/{owner}", f"{owner}=X/{owner}"])
+    assert fetchone("SELECT has_function_privilege(%s, 'app.op_probe(int)', 'EXECUTE')",
+                    [runtime_role()]) == (True,)  # through PUBLIC again  # fmt: skip
+    apply(operation, "forwards")
+    assert acl_of("app.op_probe(int)") == granted
+
+
+@pytest.mark.django_db
+def test_configure_function_forwards_backwards_forwards():
+    execute("CREATE FUNCTION app.op_probe(a int) RETURNS int LANGUAGE sql AS 'SELECT a'")
+    operation = ConfigureFunction("app.op_probe", "a int", "enable_indexscan", "off")
+    query = "SELECT proconfig FROM pg_proc WHERE oid = 'app.op_probe(int)'::regprocedure"
+    apply(operation, "forwards")
+    assert fetchone(query) == (["enable_indexscan=off"],)
+    apply(operation, "backwards")
+    assert fetchone(query) == (None,)
+    apply(operation, "forwards")
+    assert fetchone(query) == (["enable_indexscan=off"],)
+
+
+@pytest.mark.django_db
+def test_statement_trigger_forwards_backwards_forwards():
+    operation = AttachStatementTrigger(
+        "genericdata",
+        kind="op_probe",
+        event="UPDATE",
+        function="app.sync_unique_values",
+        old_table="old_rows",
+        new_table="new_rows",
+    )
+    query = (
+        "SELECT tgtype & 1 = 1, tgoldtable, tgnewtable, tgfoid::regproc::text FROM pg_trigger "
+        "WHERE tgrelid = 'app.generic_data'::regclass AND tgname = 'trg_generic_data_op_probe'"
+    )
+    apply(operation, "forwards")
+    # A statement trigger (the row bit is clear), with both transition tables.
+    assert fetchall(query) == [(False, "old_rows", "new_rows", "app.sync_unique_values")]
+    apply(operation, "backwards")
+    assert fetchall(query) == []
+    apply(operation, "forwards")
+    assert len(fetchall(query)) == 1
+
+
+@pytest.mark.django_db
+def test_the_migrations_statement_triggers_are_in_place():
+    assert fetchall(
+        "SELECT tgname, tgtype & 1 = 1, tgoldtable, tgnewtable FROM pg_trigger "
+        "WHERE tgrelid = 'app.generic_data'::regclass AND tgname LIKE 'trg_generic_data_unique%%' "
+        "ORDER BY tgname"
+    ) == [
+        ("trg_generic_data_unique_insert", False, None, "new_rows"),
+        ("trg_generic_data_unique_update", False, "old_rows", "new_rows"),
+    ]
