@@ -333,3 +333,7 @@ class TranslationAdmin(PlatformAdminMixin, ImportExportMixin, admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/cfg/translation/missing_keys.html", context)
+
+
+# The guide's 011: feature flags.
+from cfg import admin_flags  # noqa: E402,F401

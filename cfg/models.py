@@ -80,3 +80,7 @@ class Translation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.language_id}:{self.translation_key}"
+
+
+# The guide's 011: feature flags (cfg.flags).
+from cfg import flags  # noqa: E402,F401

@@ -219,3 +219,7 @@ class TenantAdmin(SoftDeleteAdminMixin, PlatformModelAdmin):
 
 
 admin.site.unregister(Group)
+
+
+# The guide's 002/003: organizations and RBAC.
+from core import admin_platform  # noqa: E402,F401

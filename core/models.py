@@ -509,3 +509,7 @@ class File(Versioned):
 
     def __str__(self) -> str:
         return self.original_filename or str(self.id)
+
+
+# Later migrations of the guide (002 organizations, 003 RBAC, 006 image variants).
+from core import organizations, rbac, storage  # noqa: E402,F401

@@ -145,3 +145,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
+
+
+# The guide's 010: the system log.
+from ops import admin_monitoring  # noqa: E402,F401

@@ -32,3 +32,7 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.entity_type}#{self.entity_id}"
+
+
+# The guide's 010: the system log (ops.monitoring).
+from ops import monitoring  # noqa: E402,F401

@@ -62,12 +62,13 @@ class Migration(migrations.Migration):
         hzm_ops.GrantTablePrivileges("tablemetadata", TENANT_TABLE_DML),
         hzm_ops.GrantTablePrivileges("apikey", TENANT_TABLE_DML),
         hzm_ops.GrantTablePrivileges("file", TENANT_TABLE_DML),
-        # References stay inside the tenant, whoever writes the row.
+        # References stay inside the tenant, whoever writes the row. Each follows the ON
+        # DELETE rule of its column's own key (see AddTenantForeignKey).
         hzm_ops.AddTenantForeignKey("usersession", "fk_user_sessions_tenant_user", ["tenant_id", "user_id"], "user", ["tenant_id", "id"]),
         hzm_ops.AddTenantForeignKey("usertwofactor", "fk_user_2fa_tenant_user", ["tenant_id", "user_id"], "user", ["tenant_id", "id"]),
-        hzm_ops.AddTenantForeignKey("project", "fk_projects_tenant_user", ["tenant_id", "user_id"], "user", ["tenant_id", "id"]),
-        hzm_ops.AddTenantForeignKey("tablemetadata", "fk_table_metadata_tenant_project", ["tenant_id", "project_id"], "project", ["tenant_id", "id"]),
-        hzm_ops.AddTenantForeignKey("apikey", "fk_api_keys_tenant_project", ["tenant_id", "project_id"], "project", ["tenant_id", "id"]),
-        hzm_ops.AddTenantForeignKey("apikey", "fk_api_keys_tenant_user", ["tenant_id", "user_id"], "user", ["tenant_id", "id"]),
+        hzm_ops.AddTenantForeignKey("project", "fk_projects_tenant_user", ["tenant_id", "user_id"], "user", ["tenant_id", "id"], on_delete="CASCADE"),
+        hzm_ops.AddTenantForeignKey("tablemetadata", "fk_table_metadata_tenant_project", ["tenant_id", "project_id"], "project", ["tenant_id", "id"], on_delete="CASCADE"),
+        hzm_ops.AddTenantForeignKey("apikey", "fk_api_keys_tenant_project", ["tenant_id", "project_id"], "project", ["tenant_id", "id"], on_delete="CASCADE"),
+        hzm_ops.AddTenantForeignKey("apikey", "fk_api_keys_tenant_user", ["tenant_id", "user_id"], "user", ["tenant_id", "id"], on_delete="CASCADE"),
         hzm_ops.AddTenantForeignKey("file", "fk_files_tenant_uploaded_by", ["tenant_id", "uploaded_by"], "user", ["tenant_id", "id"]),
     ]

@@ -481,6 +481,9 @@ class AddTenantForeignKey(TableOperation):
     Django has no multi-column foreign key field; this constraint lives beside the
     model's own single-column one and makes the database refuse a row that points at
     another tenant's row, whoever writes it (foreign key checks ignore RLS).
+    `on_delete` must be the rule of x_id's own key (CASCADE or SET NULL, which empties
+    the columns but tenant_id): the two keys' triggers fire in no guaranteed order, so a
+    NO ACTION key beside a CASCADE one could refuse the very cascade the other performs.
     """
 
     def __init__(
@@ -490,26 +493,33 @@ class AddTenantForeignKey(TableOperation):
         columns: tuple[str, ...] | list[str],
         to_model: str,
         to_columns: tuple[str, ...] | list[str],
+        on_delete: str = "NO ACTION",
     ) -> None:
         super().__init__(model_name)
         self.name = sql.validate_identifier(name, "constraint")
         self.columns = tuple(columns)
         self.to_model = to_model
         self.to_columns = tuple(to_columns)
+        self.on_delete = on_delete
         sql.add_foreign_key(self.name, "", "t", self.columns, "", "t", self.to_columns)
+        self._on_delete_sql()  # a bad rule fails when the migration loads
+
+    def _on_delete_sql(self) -> str:
+        if self.on_delete == "NO ACTION":
+            return ""
+        return sql.tenant_key_on_delete_clause(self.on_delete, self.columns)
 
     def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
-        return (
-            self.__class__.__qualname__,
-            [],
-            {
-                "model_name": self.model_name,
-                "name": self.name,
-                "columns": list(self.columns),
-                "to_model": self.to_model,
-                "to_columns": list(self.to_columns),
-            },
-        )
+        kwargs: dict[str, Any] = {
+            "model_name": self.model_name,
+            "name": self.name,
+            "columns": list(self.columns),
+            "to_model": self.to_model,
+            "to_columns": list(self.to_columns),
+        }
+        if self.on_delete != "NO ACTION":
+            kwargs["on_delete"] = self.on_delete
+        return self.__class__.__qualname__, [], kwargs
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
         target = self._table(app_label, to_state, schema_editor)
@@ -520,13 +530,14 @@ class AddTenantForeignKey(TableOperation):
             statement = sql.add_foreign_key(
                 self.name, *target, self.columns, to_schema, to_table, self.to_columns
             )
-            self._run(schema_editor, [statement])
+            self._run(schema_editor, [statement + self._on_delete_sql()])
 
     def _drop_sql(self, schema: str, table: str) -> list[str]:
         return [sql.drop_constraint(self.name, schema, table)]
 
     def describe(self) -> str:
-        return f"Add tenant foreign key {self.name} on {self.model_name} -> {self.to_model}"
+        rule = f" (on delete {self.on_delete.lower()})" if self.on_delete != "NO ACTION" else ""
+        return f"Add tenant foreign key {self.name} on {self.model_name} -> {self.to_model}{rule}"
 
     @property
     def migration_name_fragment(self) -> str:
@@ -705,3 +716,172 @@ def _backfill_progress(schema_editor: Any) -> Iterator[None]:
         yield
     finally:
         raw.remove_notice_handler(show)
+
+
+# --- Microservice roles ---------------------------------------------------------------
+# Each service schema (comms, billing) has a role of its own, built like the runtime
+# role (NOLOGIN, no RLS bypass, owns nothing) and granted only its schema and what it
+# must read of core. Tables of other apps are named "app_label.model".
+
+
+def service_role(service: str) -> str:
+    """The role of a microservice: <HZM_APP_ROLE>_<service>, e.g. hzm_app_comms.
+
+    Derived from the runtime role's setting rather than fixed: roles belong to the
+    whole cluster, and one setting then keeps all of a deployment's roles apart from
+    another's on the same server (staging beside production, the tests' scratch
+    databases), so a migration can never grant or drop another deployment's role.
+    """
+    return sql.service_role_name(runtime_role(), service)
+
+
+class EnsureServiceRole(SQLOperation):
+    """Create a microservice's role when absent, with the runtime role's attributes.
+
+    Reversing drops it only when no other database on the cluster still grants it
+    anything (as EnsureRuntimeRole).
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = sql.validate_name_part(service, "service")
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {"service": self.service}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.ensure_runtime_role(service_role(self.service))])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.drop_role_if_unused(service_role(self.service))])
+
+    def describe(self) -> str:
+        return f"Ensure the {self.service} service role exists (<HZM_APP_ROLE>_{self.service})"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"{self.service}_service_role"
+
+
+class GrantServiceSchemaUsage(SQLOperation):
+    """GRANT USAGE on a schema to a microservice's role; reversing revokes it."""
+
+    def __init__(self, service: str, schema: str) -> None:
+        self.service = sql.validate_name_part(service, "service")
+        self.schema = sql.validate_identifier(schema, "schema")
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            self.__class__.__qualname__,
+            [],
+            {"service": self.service, "schema": self.schema},
+        )
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.grant_schema_usage(self.schema, service_role(self.service))])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        role = service_role(self.service)
+        self._run(schema_editor, [sql.revoke_schema_usage(self.schema, role)])
+
+    def describe(self) -> str:
+        return f"Grant usage on schema {self.schema} to the {self.service} service role"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_{self.service}_usage_{self.schema}"
+
+
+class GrantServiceTablePrivileges(TableOperation):
+    """GRANT privileges on a table (or only some of its columns) to a microservice's role.
+
+    `model_name` may be another app's model ("core.user"), so a service's migrations
+    grant it what it must read of core. Reversing revokes exactly what was granted.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        service: str,
+        privileges: tuple[str, ...] | list[str],
+        columns: tuple[str, ...] | list[str] | None = None,
+    ) -> None:
+        super().__init__(model_name)
+        self.service = sql.validate_name_part(service, "service")
+        self.privileges = tuple(privileges)
+        self.columns = tuple(columns) if columns is not None else None
+        self._grant_sql("s", "t", "r")  # a bad privilege or column fails when loaded
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "model_name": self.model_name,
+            "service": self.service,
+            "privileges": list(self.privileges),
+        }
+        if self.columns is not None:
+            kwargs["columns"] = list(self.columns)
+        return self.__class__.__qualname__, [], kwargs
+
+    def _table(self, app_label: str, state: Any, schema_editor: Any) -> tuple[str, str] | None:
+        other_app, _, name = self.model_name.rpartition(".")
+        model = state.apps.get_model(other_app or app_label, name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return None
+        return sql.split_db_table(model._meta.db_table)
+
+    def _grant_sql(self, schema: str, table: str, role: str) -> str:
+        if self.columns is None:
+            return sql.grant_table_privileges(schema, table, role, self.privileges)
+        return sql.grant_column_privileges(schema, table, role, self.privileges, self.columns)
+
+    def _create_sql(self, schema: str, table: str) -> list[str]:
+        return [self._grant_sql(schema, table, service_role(self.service))]
+
+    def _drop_sql(self, schema: str, table: str) -> list[str]:
+        role = service_role(self.service)
+        if self.columns is None:
+            return [sql.revoke_table_privileges(schema, table, role, self.privileges)]
+        return [sql.revoke_column_privileges(schema, table, role, self.privileges, self.columns)]
+
+    def describe(self) -> str:
+        on = self.model_name
+        if self.columns is not None:
+            on += f" ({', '.join(self.columns)})"
+        return f"Grant {', '.join(self.privileges)} on {on} to the {self.service} service role"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_{self.service}_{self.model_name_lower.replace('.', '_')}"
+
+    def references_model(self, name: str, app_label: str) -> bool:
+        return name.lower() == self.model_name_lower.rpartition(".")[2]
+
+
+# Triggers that run a table's own function (installed by InstallFunction), named like
+# the seed's: trg_<stem>_<kind>. Used by the service schemas' and core's later tables.
+
+
+class AttachFunctionTrigger(AttachTrigger):
+    """A row trigger trg_<stem>_<kind> that runs `function` at `timing` on `events`."""
+
+    def __init__(
+        self,
+        model_name: str,
+        kind: str,
+        function: str,
+        timing: str,
+        events: tuple[str, ...] | list[str],
+        stem: str | None = None,
+    ) -> None:
+        super().__init__(model_name, stem)
+        self.kind = sql.validate_name_part(kind, "trigger kind")
+        self.function = function
+        self.timing = timing
+        self.events = tuple(events)
+        self._create_sql("s", "t")  # a bad function name, timing or event fails when loaded
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        name, args, kwargs = super().deconstruct()
+        kwargs.update(
+            kind=self.kind, function=self.function, timing=self.timing, events=list(self.events)
+        )
+        return name, args, kwargs

@@ -513,3 +513,75 @@ def drop_column(schema: str, table: str, column: str) -> str:
     return (
         f"ALTER TABLE {table_ref(schema, table)} DROP COLUMN {quote_identifier(column, 'column')}"
     )
+
+
+# --- Microservice roles ---------------------------------------------------------------
+# A microservice (comms, billing) runs as a role of its own with exactly the runtime
+# role's attributes, so ensure_runtime_role(), drop_role_if_unused() and
+# grant_schema_usage() above serve it unchanged. What is new: the role's name, and
+# grants limited to some columns of a table (a service reads core.users' email, never
+# its password hash).
+
+COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE")
+
+
+def service_role_name(runtime_role: str, service: str) -> str:
+    """The role of a microservice: <runtime role>_<service>, e.g. hzm_app_comms."""
+    validate_name_part(service, "service")
+    return validate_identifier(f"{runtime_role}_{service}", "service role")
+
+
+def _column_privileges(privileges: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    if not privileges or any(p not in COLUMN_PRIVILEGES for p in privileges):
+        raise ValueError(
+            f"column privileges {privileges!r} must be some of {', '.join(COLUMN_PRIVILEGES)}"
+        )
+    if not columns:
+        raise ValueError("a column grant needs at least one column")
+    names = ", ".join(quote_identifier(column, "column") for column in columns)
+    return ", ".join(f"{privilege} ({names})" for privilege in privileges)
+
+
+def grant_column_privileges(
+    schema: str, table: str, role: str, privileges: tuple[str, ...], columns: tuple[str, ...]
+) -> str:
+    return (
+        f"GRANT {_column_privileges(privileges, columns)} ON {table_ref(schema, table)} "
+        f"TO {quote_identifier(role, 'role')}"
+    )
+
+
+def revoke_column_privileges(
+    schema: str, table: str, role: str, privileges: tuple[str, ...], columns: tuple[str, ...]
+) -> str:
+    return (
+        f"REVOKE {_column_privileges(privileges, columns)} ON {table_ref(schema, table)} "
+        f"FROM {quote_identifier(role, 'role')}"
+    )
+
+
+# Tenant foreign keys with an ON DELETE rule. A composite key (tenant_id, x_id) beside
+# x_id's own key must follow that key's rule: the two are separate constraints whose
+# triggers fire in no promised order, so a NO ACTION composite key can refuse the very
+# delete the other one cascades (or sets to NULL). SET NULL names its columns
+# (PostgreSQL 15+): tenant_id is NOT NULL and stays.
+
+TENANT_KEY_ON_DELETE_RULES = ("CASCADE", "SET NULL")
+
+
+def tenant_key_on_delete_clause(rule: str, columns: tuple[str, ...]) -> str:
+    """' ON DELETE CASCADE', or ' ON DELETE SET NULL ("x_id")' for all columns but tenant_id."""
+    if rule not in TENANT_KEY_ON_DELETE_RULES:
+        raise ValueError(
+            f"ON DELETE rule {rule!r} of a tenant foreign key is not one of "
+            f"{', '.join(TENANT_KEY_ON_DELETE_RULES)}"
+        )
+    if rule == "CASCADE":
+        return " ON DELETE CASCADE"
+    nulled = [column for column in columns if column != "tenant_id"]
+    if not nulled or len(nulled) == len(columns):
+        raise ValueError(
+            f"ON DELETE SET NULL of a tenant foreign key over {columns!r}: the key must "
+            "include tenant_id and at least one other column"
+        )
+    return f" ON DELETE SET NULL ({', '.join(quote_identifier(c, 'column') for c in nulled)})"

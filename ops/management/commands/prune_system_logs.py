@@ -1,0 +1,48 @@
+"""python manage.py prune_system_logs --older-than-months N: drop old months, create coming ones."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ops.retention import DEFAULT_MONTHS_AHEAD, RetentionRefused, prune_system_logs
+
+
+class Command(BaseCommand):
+    help = (
+        "Retention of ops.system_logs (partitioned by month): drop the month partitions "
+        "older than --older-than-months (the current month and that many before it are "
+        "kept), delete older rows from the default partition, and create the partitions of "
+        "the current month and the next --months-ahead. Run it daily, as the tables' owner."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--older-than-months", type=int, required=True, metavar="N")
+        parser.add_argument(
+            "--months-ahead",
+            type=int,
+            default=DEFAULT_MONTHS_AHEAD,
+            metavar="M",
+            help=f"months after the current one to create partitions for ({DEFAULT_MONTHS_AHEAD})",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+        parser.add_argument("--database", default="default", help="database alias")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            result = prune_system_logs(
+                options["older_than_months"],
+                months_ahead=options["months_ahead"],
+                dry_run=options["dry_run"],
+                using=options["database"],
+            )
+        except (RetentionRefused, ValueError) as error:
+            raise CommandError(str(error)) from error
+        verb = "would " if options["dry_run"] else ""
+        for name in result.dropped:
+            self.stdout.write(f"{verb}drop ops.{name}")
+        for name in result.created:
+            self.stdout.write(f"{verb}create ops.{name}")
+        self.stdout.write(
+            f"ops.system_logs: keeping from {result.cutoff.isoformat()}; {verb}delete "
+            f"{result.deleted_from_default} older rows from the default partition"
+        )
