@@ -35,6 +35,20 @@ from tests.factories import (
     TranslationFactory,
     UserFactory,
 )
+from tests.factories_platform import (
+    EmailQueueFactory,
+    FeatureFlagFactory,
+    NotificationFactory,
+    OrganizationFactory,
+    PermissionFactory,
+    PlanFactory,
+    RoleFactory,
+    SubscriptionFactory,
+    SystemLogFactory,
+    UserRoleFactory,
+    WebhookDeliveryFactory,
+    WebhookFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -197,12 +211,24 @@ def _audit_log_sample() -> AuditLog:
 
 
 SAMPLES = {
+    "billing.plan": lambda: PlanFactory(),
+    "billing.subscription": lambda: SubscriptionFactory(),
     "cfg.language": lambda: Language.objects.get(code="de"),
     "cfg.currency": lambda: Currency.objects.get(code="EUR"),
     "cfg.exchangerate": lambda: ExchangeRateFactory(),
+    "cfg.featureflag": lambda: FeatureFlagFactory(),
     "cfg.translation": lambda: TranslationFactory(),
+    "comms.emailqueue": lambda: EmailQueueFactory(),
+    "comms.notification": lambda: NotificationFactory(),
+    "comms.webhook": lambda: WebhookFactory(),
+    "comms.webhookdelivery": lambda: WebhookDeliveryFactory(),
+    "core.organization": lambda: OrganizationFactory(),
+    "core.permission": lambda: PermissionFactory(),
+    "core.role": lambda: RoleFactory(),
     "core.tenant": lambda: TenantFactory(),
+    "core.userrole": lambda: UserRoleFactory(),
     "ops.auditlog": _audit_log_sample,
+    "ops.systemlog": lambda: SystemLogFactory(),
 }
 REGISTERED = sorted(model._meta.label_lower for model in admin.site._registry)
 
@@ -212,8 +238,16 @@ def test_the_platform_admin_registers_the_issue_s_models_and_no_groups():
     assert "auth.group" not in REGISTERED
 
 
-# Admins that only show their rows: no add page.
-READ_ONLY = {"ops.auditlog"}
+# Admins that only show their rows: no add page. Notifications and the comms service's
+# queues are written by the platform's code (comms.admin's ViewOnlyMixin), the system log
+# only through ops.write_system_log().
+READ_ONLY = {
+    "comms.emailqueue",
+    "comms.notification",
+    "comms.webhookdelivery",
+    "ops.auditlog",
+    "ops.systemlog",
+}
 
 
 @pytest.mark.parametrize("label", REGISTERED)
@@ -935,6 +969,9 @@ def test_every_cfg_table_has_an_audit_trigger_keyed_by_its_primary_key():
             3,
             "from_currency\\000to_currency\\000rate_date\\000",
         ),
+        # id-keyed tables need no trigger argument: ops.log_audit() defaults to id.
+        ("cfg.feature_flag_overrides", "trg_flag_overrides_audit", 0, ""),
+        ("cfg.feature_flags", "trg_feature_flags_audit", 0, ""),
         ("cfg.languages", "trg_languages_audit", 1, "code\\000"),
         ("cfg.translations", "trg_translations_audit", 0, ""),
     ]

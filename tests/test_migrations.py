@@ -1,8 +1,9 @@
 """The migrations: in step with the models, reversible app by app, and showing their real SQL.
 
 The round trip runs `manage.py migrate` in a subprocess against a scratch database
-(and a scratch runtime role, since roles belong to the whole cluster), so it never
-touches the test database or anyone else's.
+(and a scratch runtime role, whose name the service roles derive theirs from, since
+roles belong to the whole cluster), so it never touches the test database or anyone
+else's.
 """
 
 import os
@@ -23,6 +24,7 @@ from django.core.management import call_command
 from django.db import connection
 from psycopg import sql
 
+from hzm.db.sql import service_role_name
 from tests.parity.catalog import diff, snapshot
 
 REPO_ROOT = Path(settings.BASE_DIR)
@@ -38,7 +40,9 @@ SEED_FUNCTIONS = (
     "ops.log_audit",
 )
 # Unapplied in this order: each app before the ones it depends on.
-APPS = ("generic_data", "core", "ops", "cfg", "hzm")
+APPS = ("billing", "comms", "generic_data", "core", "ops", "cfg", "hzm")
+# The microservices whose roles hzm 0003 creates: <runtime role>_<service>.
+SERVICES = ("billing", "comms")
 
 
 # --- makemigrations ---------------------------------------------------------------------
@@ -153,9 +157,17 @@ def database_url(dbname: str) -> str:
     return f"postgresql://{netloc}/{quote(dbname)}" + (f"?{urlencode(query)}" if query else "")
 
 
+def scratch_roles(role: str) -> list[str]:
+    """The scratch runtime role and the service roles named after it, sorted."""
+    return sorted([role, *(service_role_name(role, service) for service in SERVICES)])
+
+
 @pytest.fixture
 def scratch_database() -> Iterator[tuple[str, str]]:
-    """(database, runtime role), both unique to this test; dropped afterwards."""
+    """(database, runtime role), both unique to this test; dropped afterwards.
+
+    The service roles the migrations derive from the runtime role are dropped too.
+    """
     suffix = uuid.uuid4().hex[:12]
     name, role = f"hzm_roundtrip_{suffix}", f"hzm_app_roundtrip_{suffix}"
     with psycopg.connect(**server_params("postgres"), autocommit=True) as admin:
@@ -167,7 +179,10 @@ def scratch_database() -> Iterator[tuple[str, str]]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            for scratch_role in scratch_roles(role):
+                admin.execute(
+                    sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(scratch_role))
+                )
 
 
 def manage(database: str, role: str, *args: str) -> str:
@@ -189,7 +204,7 @@ def manage(database: str, role: str, *args: str) -> str:
 
 
 def platform_objects(database: str, role: str) -> dict[str, Any]:
-    """What the platform migrations put in the catalog: schemas, functions, extensions, role."""
+    """What the platform migrations put in the catalog: schemas, functions, extensions, roles."""
     with psycopg.connect(**server_params(database)) as conn:
         schemas = conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", [list(PLATFORM_SCHEMAS)]
@@ -201,12 +216,15 @@ def platform_objects(database: str, role: str) -> dict[str, Any]:
         extensions = conn.execute(
             "SELECT extname FROM pg_extension WHERE extname = ANY(%s)", [list(EXTENSIONS)]
         ).fetchall()
-        roles = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = %s", [role]).fetchall()
+        roles = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = %s OR starts_with(rolname, %s)",
+            [role, f"{role}_"],
+        ).fetchall()
     return {
         "schemas": sorted(name for (name,) in schemas),
         "functions": sorted(name for (name,) in functions),
         "extensions": sorted(name for (name,) in extensions),
-        "runtime role": [name for (name,) in roles],
+        "roles": sorted(name for (name,) in roles),  # the runtime role and service roles
     }
 
 
@@ -226,10 +244,10 @@ def test_every_app_migrates_to_zero_and_back(scratch_database):
     emptied = platform_objects(database, role)
     manage(database, role, "migrate")
 
-    assert emptied == {"schemas": [], "functions": [], "extensions": [], "runtime role": []}
+    assert emptied == {"schemas": [], "functions": [], "extensions": [], "roles": []}
     assert migrated["schemas"] == list(PLATFORM_SCHEMAS)
     assert migrated["extensions"] == sorted(EXTENSIONS)
-    assert migrated["runtime role"] == [role]
+    assert migrated["roles"] == scratch_roles(role)
     assert set(SEED_FUNCTIONS) <= set(migrated["functions"])
     assert platform_objects(database, role) == migrated
     assert diff(migrated_catalog, catalog(database)) == []

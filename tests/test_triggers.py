@@ -8,6 +8,7 @@ can switch triggers off where a test needs a row in a given state.
 
 import datetime
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from factory.django import DjangoModelFactory
 
 from core.models import ApiKey, Project, TableMetadata, Tenant, UserTwoFactor
 from generic_data.models import GenericData
-from hzm.db.columns import Versioned
+from hzm.db.columns import Versioned, purge
 from hzm.db.sql import quote_identifier, table_ref
 from ops.models import AuditLog
 from tests.factories import (
@@ -40,10 +41,17 @@ from tests.factories import (
     UserSessionFactory,
     UserTwoFactorFactory,
 )
+from tests.parity.seed_sql import seed_sql
 
 pytestmark = pytest.mark.django_db
 
 SCHEMAS = ("app", "cfg", "core", "ops")
+# The tables the seed (001 + 004) creates, from its SQL. The catalog tests below hold
+# these to the seed exactly; tables added later (organizations, RBAC, monitoring, flags,
+# ...) are tested by the tests of the app that adds them.
+SEED_TABLES = frozenset(re.findall(r"^CREATE TABLE (\w+\.\w+) \(", seed_sql(), re.MULTILINE))
+# Not the seed's: generic_data 0004's side table of app.generic_data's unique field values.
+GENERIC_DATA_UNIQUE = "app.generic_data_unique"
 
 
 # --- Helpers ----------------------------------------------------------------------------
@@ -188,18 +196,27 @@ JOIN pg_class c ON c.oid = t.tgrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_proc p ON p.oid = t.tgfoid
 JOIN pg_namespace fn ON fn.oid = p.pronamespace
-WHERE NOT t.tgisinternal AND n.nspname = ANY(%s)
+WHERE NOT t.tgisinternal AND n.nspname || '.' || c.relname = ANY(%s)
 """
 
+# Not the seed's: generic_data 0004 keeps app.generic_data_unique in step with the rows of
+# app.generic_data, once per statement (tests/generic_data/test_operations.py).
+UNIQUE_VALUE_TRIGGERS = {
+    ("trg_generic_data_unique_insert", "app.generic_data", "app.sync_unique_values"),
+    ("trg_generic_data_unique_update", "app.generic_data", "app.sync_unique_values"),
+}
 
-def test_the_seed_triggers_are_installed_on_exactly_the_seed_tables():
+
+def test_the_seed_tables_have_exactly_the_seed_triggers_and_generic_datas_unique_triggers():
     expected = (
         {(t.trigger("touch"), t.name, "app.touch_row") for t in TOUCHED}
         | {(t.trigger("softdel"), t.name, "app.soft_delete") for t in SOFT_DELETED}
         | {(t.trigger("audit"), t.name, "ops.log_audit") for t in AUDITED}
         | {(f"trg_{name.split('.')[1]}_audit", name, "ops.log_audit") for name in KEYED_AUDITED}
+        | UNIQUE_VALUE_TRIGGERS
     )
-    assert set(fetchall(TRIGGERS_SQL, [list(SCHEMAS)])) == expected
+    tables = [*SEED_TABLES, GENERIC_DATA_UNIQUE]  # the side table has none
+    assert set(fetchall(TRIGGERS_SQL, [tables])) == expected
 
 
 # --- Touch: UPDATE bumps version and stamps updated_at ---------------------------------------
@@ -719,7 +736,8 @@ def test_every_seed_table_is_covered():
         "WHERE c.relkind = 'r' AND n.nspname = ANY(%s)",
         [list(SCHEMAS)],
     )
-    assert {name for (name,) in tables} == set(MINIMAL_ROWS) == set(DEFAULTS) == set(NOT_NULL)
+    assert SEED_TABLES <= {name for (name,) in tables}
+    assert SEED_TABLES == set(MINIMAL_ROWS) == set(DEFAULTS) == set(NOT_NULL)
 
 
 @pytest.mark.parametrize("table", MINIMAL_ROWS, ids=str)
@@ -760,13 +778,13 @@ def test_null_is_refused_in_each_not_null_column(table: str, column: str, parent
     assert (cause.diag.table_name, cause.diag.column_name) == (table.split(".")[1], column)
 
 
-def test_not_null_columns_are_exactly_the_seeds():
+def test_not_null_columns_of_the_seed_tables_are_exactly_the_seeds():
     rows = fetchall(
         "SELECT n.nspname || '.' || c.relname, a.attname FROM pg_attribute a "
         "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind = 'r' AND n.nspname = ANY(%s) AND a.attnum > 0 "
+        "WHERE c.relkind = 'r' AND n.nspname || '.' || c.relname = ANY(%s) AND a.attnum > 0 "
         "AND NOT a.attisdropped AND a.attnotnull",
-        [list(SCHEMAS)],
+        [list(SEED_TABLES)],
     )
     found: dict[str, set[str]] = {table: set() for table in NOT_NULL}
     for table, column in rows:
@@ -922,21 +940,28 @@ SEED_FOREIGN_KEYS = {
 }
 
 # Not in the seed: the 0002_tenant_isolation migrations of core and generic_data keep
-# references inside one tenant with composite keys (NO ACTION) beside the seed's.
+# references inside one tenant with composite keys beside the seed's, each with the ON
+# DELETE rule of its column's own key (a NO ACTION key beside a CASCADE one would make a
+# delete depend on the order the foreign key triggers fire in).
 SAME_TENANT_FOREIGN_KEYS = {
     ("core.user_sessions", ("tenant_id", "user_id")): ("core.users", ("tenant_id", "id"), "a"),
     ("core.user_2fa", ("tenant_id", "user_id")): ("core.users", ("tenant_id", "id"), "a"),
-    ("core.projects", ("tenant_id", "user_id")): ("core.users", ("tenant_id", "id"), "a"),
+    ("core.projects", ("tenant_id", "user_id")): ("core.users", ("tenant_id", "id"), "c"),
     ("core.table_metadata", ("tenant_id", "project_id")): (
-        "core.projects", ("tenant_id", "id"), "a"
+        "core.projects", ("tenant_id", "id"), "c"
     ),
-    ("core.api_keys", ("tenant_id", "project_id")): ("core.projects", ("tenant_id", "id"), "a"),
-    ("core.api_keys", ("tenant_id", "user_id")): ("core.users", ("tenant_id", "id"), "a"),
+    ("core.api_keys", ("tenant_id", "project_id")): ("core.projects", ("tenant_id", "id"), "c"),
+    ("core.api_keys", ("tenant_id", "user_id")): ("core.users", ("tenant_id", "id"), "c"),
     ("core.files", ("tenant_id", "uploaded_by")): ("core.users", ("tenant_id", "id"), "a"),
     ("app.generic_data", ("tenant_id", "project_id", "table_id")): (
-        "core.table_metadata", ("tenant_id", "project_id", "id"), "a"
+        "core.table_metadata", ("tenant_id", "project_id", "id"), "c"
     ),
 }  # fmt: skip
+
+# Not in the seed: generic_data 0004's unique values go with their row (a purge).
+GENERIC_DATA_UNIQUE_FOREIGN_KEYS = {
+    (GENERIC_DATA_UNIQUE, ("row_id",)): ("app.generic_data", ("id",), "c"),
+}
 
 FOREIGN_KEYS_SQL = """
 SELECT n.nspname || '.' || t.relname,
@@ -953,23 +978,22 @@ JOIN pg_class t ON t.oid = k.conrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
 JOIN pg_class rt ON rt.oid = k.confrelid
 JOIN pg_namespace rn ON rn.oid = rt.relnamespace
-WHERE k.contype = 'f' AND n.nspname = ANY(%s)
+WHERE k.contype = 'f' AND n.nspname || '.' || t.relname = ANY(%s)
 """
 
 
-def test_foreign_keys_have_the_seed_on_delete_rules_and_are_not_deferrable():
+def test_foreign_keys_of_the_seed_tables_have_the_seed_on_delete_rules_and_are_not_deferrable():
+    tables = [*SEED_TABLES, GENERIC_DATA_UNIQUE]
     found = {
         (table, tuple(columns)): (ref_table, tuple(ref_columns), *rules)
-        for table, columns, ref_table, ref_columns, *rules in fetchall(
-            FOREIGN_KEYS_SQL, [list(SCHEMAS)]
-        )
+        for table, columns, ref_table, ref_columns, *rules in fetchall(FOREIGN_KEYS_SQL, [tables])
     }
 
     # rules: ON DELETE, ON UPDATE (always NO ACTION), deferrable, initially deferred
     expected = {
         key: (ref_table, ref_columns, on_delete, "a", False, False)
         for key, (ref_table, ref_columns, on_delete) in (
-            SEED_FOREIGN_KEYS | SAME_TENANT_FOREIGN_KEYS
+            SEED_FOREIGN_KEYS | SAME_TENANT_FOREIGN_KEYS | GENERIC_DATA_UNIQUE_FOREIGN_KEYS
         ).items()
     }
     assert found == expected
@@ -1040,23 +1064,68 @@ def committed_row(transactional_db) -> Iterator[Any]:
                 run("DELETE FROM cfg.currencies WHERE code = 'USD'")
 
 
+def foreign_keys_between(table: str, referenced: str) -> set[str]:
+    return {
+        name
+        for (name,) in fetchall(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid = %s::regclass AND confrelid = %s::regclass",
+            [ref(table), ref(referenced)],
+        )
+    }
+
+
 @pytest.mark.django_db(transaction=True)
-def test_hard_deleting_a_project_with_committed_tables_is_refused_not_orphaning(committed_row):
+def test_known_consequence_hard_deleting_a_project_soft_deletes_committed_tables_twice(
+    committed_row,
+):
+    """Known consequence of the seed's CASCADE into soft-delete tables; purge() is the way."""
     row = committed_row
+    keys_to_projects = foreign_keys_between(TABLE_METADATA.name, PROJECTS.name)
+    assert "fk_table_metadata_tenant_project" in keys_to_projects and len(keys_to_projects) == 2
     with transaction.atomic():
         disable_trigger(PROJECTS.name, PROJECTS.trigger("softdel"))
 
-        # With the seed's keys alone the project would go and its tables and rows stay,
-        # soft deleted and orphaned: the cascaded DELETE becomes an UPDATE that keeps
-        # project_id, and PostgreSQL does not re-check an unchanged key of a row from an
-        # earlier transaction. The same-tenant key (NO ACTION) is checked at the end of
-        # the statement, finds the rows still there and refuses.
+        # Each of table_metadata's two keys to the project (the seed's and the composite
+        # one) CASCADEs, and the soft-delete trigger turns each cascaded DELETE into an
+        # UPDATE that keeps project_id. PostgreSQL does not re-check an unchanged key of a
+        # row from an earlier transaction, so the first UPDATE passes; the second changes
+        # a row this transaction wrote, is checked, and finds the project gone. Which key
+        # reports it follows the foreign key triggers' names, which contain OIDs.
         with pytest.raises(IntegrityError) as error, transaction.atomic():
             PROJECTS.delete(row.project_id)
 
-        assert integrity_cause(error).diag.constraint_name == "fk_table_metadata_tenant_project"
+        cause = integrity_cause(error)
+        assert isinstance(cause, psycopg.errors.ForeignKeyViolation)
+        assert cause.diag.table_name == "table_metadata"
+        assert cause.diag.constraint_name in keys_to_projects
         assert PROJECTS.select(row.project_id, "id") == (row.project_id,)
         assert TABLE_METADATA.select(row.table_id, "is_deleted") == (False,)
+        assert GENERIC_DATA.select(row.pk, "is_deleted") == (False,)
+
+        # The refusal hangs on that second cascade: with one key to the project, as in
+        # the seed, the project goes and its tables and rows stay, soft deleted and
+        # pointing at it.
+        run("ALTER TABLE core.table_metadata DROP CONSTRAINT fk_table_metadata_tenant_project")
+        assert PROJECTS.delete(row.project_id) == 1
+        assert PROJECTS.select(row.project_id, "id") is None
+        assert TABLE_METADATA.select(row.table_id, "project_id", "is_deleted") == (
+            row.project_id,
+            True,
+        )
+        assert GENERIC_DATA.select(row.pk, "project_id", "is_deleted") == (row.project_id, True)
+        transaction.set_rollback(True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_purging_a_project_deletes_its_committed_tables_and_rows_for_real(committed_row):
+    row = committed_row
+    with transaction.atomic():
+        assert purge(Project.all_objects.filter(pk=row.project_id)) == 1
+
+        assert PROJECTS.select(row.project_id, "id") is None
+        assert TABLE_METADATA.select(row.table_id, "id") is None
+        assert GENERIC_DATA.select(row.pk, "id") is None
         transaction.set_rollback(True)
 
 

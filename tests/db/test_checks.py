@@ -26,12 +26,24 @@ def test_the_migrated_database_matches_the_code(capsys):
 def test_tenant_tables_come_from_the_models():
     assert tenant_tables() == [
         "app.generic_data",
+        "billing.subscriptions",
+        "cfg.feature_flag_overrides",
         "cfg.translations",
+        "comms.email_queue",
+        "comms.notifications",
+        "comms.webhook_deliveries",
+        "comms.webhooks",
         "core.api_keys",
         "core.files",
+        "core.image_variants",
+        "core.organization_members",
+        "core.organizations",
         "core.projects",
+        "core.role_permissions",
+        "core.roles",
         "core.table_metadata",
         "core.user_2fa",
+        "core.user_roles",
         "core.user_sessions",
         "core.users",
         "ops.audit_logs",
@@ -44,6 +56,9 @@ def test_declarations_come_from_the_applied_migrations():
     assert declared.policies["ops.audit_logs"] == {
         "rls_audit_logs_tenant",
         "rls_audit_logs_append",
+        # ops 0003: the owner reads and prunes every tenant's rows (prune_audit_logs).
+        "rls_audit_logs_owner_read",
+        "rls_audit_logs_owner_prune",
     }
     assert declared.grants["core.tenants"] == {"SELECT"}
     assert declared.functions["ops.log_audit"] is True

@@ -4,12 +4,28 @@ import pytest
 from django.db import connection
 
 from core.models import Project, TableMetadata, User
+from generic_data.models import GenericData
 from hzm.db.columns import PurgeNotAllowed, purge
 from hzm.db.context import tenant_context
 from ops.models import AuditLog
-from tests.factories import ProjectFactory, TableMetadataFactory, UserFactory
+from tests.factories import (
+    GenericDataFactory,
+    ProjectFactory,
+    TableMetadataFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
+
+
+def unique_values_of(row: GenericData) -> list[tuple[str, str]]:
+    """(field, value) of the row in app.generic_data_unique (generic_data 0004)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT field, value FROM app.generic_data_unique WHERE row_id = %s ORDER BY 1",
+            [row.pk],
+        )
+        return cursor.fetchall()
 
 
 def exists_in_table(model, pk) -> bool:
@@ -86,11 +102,18 @@ class TestSoftDelete:
 class TestPurge:
     def test_owner_purges_for_real_and_the_purge_is_audited(self):
         project = ProjectFactory()
-        table = TableMetadataFactory(project=project)
+        table = TableMetadataFactory(
+            project=project, fields=[{"name": "sku", "type": "text", "unique": True}]
+        )
+        row = GenericDataFactory(table=table, data={"sku": "A-1"})
+        assert unique_values_of(row) == [("sku", "A-1")]
         assert purge(Project.all_objects.filter(pk=project.pk), actor_id=7) == 1
         assert not exists_in_table(Project, project.pk)
-        # ON DELETE CASCADE took the project's tables with it, for real too.
+        # ON DELETE CASCADE took the project's tables, their rows and the rows' unique
+        # values with it, for real too.
         assert not exists_in_table(TableMetadata, table.pk)
+        assert not exists_in_table(GenericData, row.pk)
+        assert unique_values_of(row) == []
         audit = AuditLog.objects.get(entity_type="core.projects", action="DELETE")
         assert (audit.entity_id, audit.user_id) == (str(project.pk), 7)
 
