@@ -29,7 +29,7 @@ lose their indexes. The database check generic_data.E001 reports such an owner.
 
 from django.db import migrations
 
-from generic_data.operations import ConfigureFunction, GrantExecute
+from hzm.db.operations import ConfigureFunction, GrantExecute
 from hzm.db.operations import InstallFunction
 
 SEARCH_ROWS_ARGUMENTS = "p_table_id int, p_query text"

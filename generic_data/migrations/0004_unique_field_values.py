@@ -24,7 +24,7 @@ search_path; it reads the unique fields from core.table_metadata.
 import hzm.db.fields
 from django.db import migrations, models
 
-from generic_data.operations import AttachStatementTrigger
+from hzm.db.operations import AttachStatementTrigger
 from hzm.db.operations import InstallFunction
 
 SYNC_UNIQUE_VALUES = """

@@ -885,3 +885,130 @@ class AttachFunctionTrigger(AttachTrigger):
             kind=self.kind, function=self.function, timing=self.timing, events=list(self.events)
         )
         return name, args, kwargs
+
+
+# --- Function privileges, options and statement triggers ------------------------------
+
+
+class GrantExecute(SQLOperation):
+    """EXECUTE on a function for the runtime role only; reversing gives it back to PUBLIC."""
+
+    def __init__(self, name: str, arguments: str) -> None:
+        self.name = name
+        self.arguments = arguments
+        sql.grant_execute(name, arguments, "r")  # a bad name fails when the migration is loaded
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {"name": self.name, "arguments": self.arguments}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, sql.grant_execute(self.name, self.arguments, runtime_role()))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, sql.revoke_execute(self.name, self.arguments, runtime_role()))
+
+    def describe(self) -> str:
+        signature = sql.function_signature(self.arguments)
+        return f"Grant execute on {self.name}({signature}) to the runtime role only"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_execute_{self.name.replace('.', '_')}"
+
+
+class ConfigureFunction(SQLOperation):
+    """A setting the function runs with (ALTER FUNCTION ... SET); reversing resets it."""
+
+    def __init__(self, name: str, arguments: str, setting: str, value: str) -> None:
+        self.name = name
+        self.arguments = arguments
+        self.setting = setting
+        self.value = value
+        sql.set_function_option(name, arguments, setting, value)  # bad input fails on load
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            self.__class__.__qualname__,
+            [],
+            {
+                "name": self.name,
+                "arguments": self.arguments,
+                "setting": self.setting,
+                "value": self.value,
+            },
+        )
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(
+            schema_editor,
+            [sql.set_function_option(self.name, self.arguments, self.setting, self.value)],
+        )
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(
+            schema_editor, [sql.reset_function_option(self.name, self.arguments, self.setting)]
+        )
+
+    def describe(self) -> str:
+        return f"Run function {self.name} with {self.setting} = {self.value}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"configure_{self.name.replace('.', '_')}_{self.setting}"
+
+
+class AttachStatementTrigger(AttachTrigger):
+    """An AFTER <event> FOR EACH STATEMENT trigger trg_<stem>_<kind> with transition tables.
+
+    A subclass of the toolkit's AttachTrigger, so the doctor (hzm.db.checks) finds it
+    among the declared triggers and checks that it exists and runs `function`.
+    """
+
+    timing = "AFTER"
+
+    def __init__(
+        self,
+        model_name: str,
+        kind: str,
+        event: str,
+        function: str,
+        old_table: str | None = None,
+        new_table: str | None = None,
+        stem: str | None = None,
+    ) -> None:
+        super().__init__(model_name, stem)
+        self.kind = sql.validate_name_part(kind, "trigger kind")
+        self.event = event
+        self.events = (event,)
+        self.function = function
+        self.old_table = old_table
+        self.new_table = new_table
+        self._create_sql("s", "t")  # a bad event or transition table fails on load
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        name, args, kwargs = super().deconstruct()
+        kwargs.update(kind=self.kind, event=self.event, function=self.function)
+        if self.old_table is not None:
+            kwargs["old_table"] = self.old_table
+        if self.new_table is not None:
+            kwargs["new_table"] = self.new_table
+        return name, args, kwargs
+
+    def _create_sql(self, schema: str, table: str, model: Any = None) -> list[str]:
+        return [
+            sql.create_statement_trigger(
+                self._name(table),
+                schema,
+                table,
+                event=self.event,
+                function=self.function,
+                old_table=self.old_table,
+                new_table=self.new_table,
+            )
+        ]
+
+    def describe(self) -> str:
+        return (
+            f"Attach statement trigger {self.kind} (AFTER {self.event}, {self.function}) "
+            f"to {self.model_name}"
+        )

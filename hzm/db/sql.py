@@ -585,3 +585,88 @@ def tenant_key_on_delete_clause(rule: str, columns: tuple[str, ...]) -> str:
             "include tenant_id and at least one other column"
         )
     return f" ON DELETE SET NULL ({', '.join(quote_identifier(c, 'column') for c in nulled)})"
+
+
+# --- Function privileges, options and statement triggers ------------------------------
+
+
+def grant_execute(function: str, arguments: str, role: str) -> list[str]:
+    """Only `role` may call the function: PostgreSQL grants EXECUTE to PUBLIC by default."""
+    signature = _function_ref(function, arguments)
+    return [
+        f"REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {signature} TO {quote_identifier(role, 'role')}",
+    ]
+
+
+def revoke_execute(function: str, arguments: str, role: str) -> list[str]:
+    """Undo grant_execute(): PostgreSQL's default (EXECUTE for PUBLIC) back."""
+    signature = _function_ref(function, arguments)
+    return [
+        f"REVOKE EXECUTE ON FUNCTION {signature} FROM {quote_identifier(role, 'role')}",
+        f"GRANT EXECUTE ON FUNCTION {signature} TO PUBLIC",
+    ]
+
+
+_SETTING_VALUE = re.compile(r"[a-z0-9_.]+\Z")
+
+
+def set_function_option(function: str, arguments: str, setting: str, value: str) -> str:
+    """ALTER FUNCTION ... SET setting = value (a plain word: on, off, 0, a name)."""
+    if not isinstance(value, str) or not _SETTING_VALUE.match(value):
+        raise ValueError(f"setting value {value!r} must be a plain word (letters, digits, _ .)")
+    return (
+        f"ALTER FUNCTION {_function_ref(function, arguments)} "
+        f"SET {quote_identifier(setting, 'setting')} = {value}"
+    )
+
+
+def reset_function_option(function: str, arguments: str, setting: str) -> str:
+    return (
+        f"ALTER FUNCTION {_function_ref(function, arguments)} "
+        f"RESET {quote_identifier(setting, 'setting')}"
+    )
+
+
+def _function_ref(function: str, arguments: str) -> str:
+    """A function with its argument types, as GRANT and ALTER FUNCTION name it."""
+    return f"{qualified_name(function, 'function')}({function_signature(arguments)})"
+
+
+STATEMENT_TRIGGER_EVENTS = ("INSERT", "UPDATE", "DELETE")
+
+
+def create_statement_trigger(
+    name: str,
+    schema: str,
+    table: str,
+    *,
+    event: str,
+    function: str,
+    old_table: str | None = None,
+    new_table: str | None = None,
+) -> str:
+    """CREATE TRIGGER ... AFTER <event> REFERENCING ... FOR EACH STATEMENT.
+
+    PostgreSQL allows transition tables only on AFTER triggers of a single event:
+    OLD TABLE for UPDATE and DELETE, NEW TABLE for INSERT and UPDATE.
+    """
+    if event not in STATEMENT_TRIGGER_EVENTS:
+        raise ValueError(
+            f"trigger event {event!r} is not one of {', '.join(STATEMENT_TRIGGER_EVENTS)}"
+        )
+    if old_table is not None and event == "INSERT":
+        raise ValueError(f"trigger {name!r}: an INSERT has no OLD TABLE")
+    if new_table is not None and event == "DELETE":
+        raise ValueError(f"trigger {name!r}: a DELETE has no NEW TABLE")
+    referencing = []
+    if old_table is not None:
+        referencing.append(f"OLD TABLE AS {quote_identifier(old_table, 'transition table')}")
+    if new_table is not None:
+        referencing.append(f"NEW TABLE AS {quote_identifier(new_table, 'transition table')}")
+    clause = f" REFERENCING {' '.join(referencing)}" if referencing else ""
+    return (
+        f"CREATE TRIGGER {quote_identifier(name, 'trigger')} AFTER {event} "
+        f"ON {table_ref(schema, table)}{clause} FOR EACH STATEMENT "
+        f"EXECUTE FUNCTION {qualified_name(function, 'function')}()"
+    )

@@ -1,22 +1,24 @@
-"""generic_data.operations: the SQL to the string, and the catalog after forwards,
-backwards and forwards again (inside the test's transaction, which rolls it all back)."""
+"""Function grants and options, statement triggers: the SQL to the string, the catalog
+after forwards, backwards and forwards again (in the test's transaction, rolled back)."""
 
 import pytest
 from django.apps import apps as global_apps
 from django.db import connection
 from django.db.migrations.state import ProjectState
 
-from generic_data.operations import (
+from hzm.db.operations import (
     AttachStatementTrigger,
     ConfigureFunction,
     GrantExecute,
+    runtime_role,
+)
+from hzm.db.sql import (
     create_statement_trigger,
     grant_execute,
     reset_function_option,
     revoke_execute,
     set_function_option,
 )
-from hzm.db.operations import runtime_role
 from tests.generic_data.conftest import execute, fetchall, fetchone
 
 # --- Renderers --------------------------------------------------------------------------------
