@@ -72,9 +72,12 @@ class Translation(models.Model):
     class Meta:
         db_table = 'cfg"."translations'
         constraints = [
+            # NULLS NOT DISTINCT (PostgreSQL 15): one global row (tenant_id NULL) per
+            # language and key too, which the seed's plain UNIQUE let through.
             models.UniqueConstraint(
                 fields=["tenant_id", "language", "translation_key"],
                 name="translations_tenant_id_language_code_translation_key_key",
+                nulls_distinct=False,
             )
         ]
 

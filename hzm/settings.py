@@ -135,6 +135,8 @@ HZM_MIGRATION_LINT_ACCEPTED = {
     "constraints and indexes are built on tables no deployment has filled yet",
     "core.0005_add_file_storage": "first release (0.1.0): core.files (core.0001) is still empty "
     "everywhere when its UNIQUE (tenant_id, id) is added",
+    "cfg.0005_unique_global_translations": "first release (0.1.0): cfg.translations holds "
+    "only reference data when its unique key is rebuilt",
 }
 
 # Fernet key(s) encrypting stored secrets (hzm/secrets.py); first one encrypts. Checked

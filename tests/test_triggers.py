@@ -899,15 +899,18 @@ def test_nulls_do_not_clash_in_unique_columns():
     assert UserTwoFactor.objects.filter(tenant=first, user=None).count() == 2
 
 
-def test_global_translations_can_be_duplicated():
-    # UNIQUE (tenant_id, language_code, translation_key) with tenant_id NULL: NULLs are
-    # distinct in a PostgreSQL unique constraint, so the seed allows duplicate globals.
+def test_a_global_translation_cannot_be_duplicated():
+    # The seed's UNIQUE (tenant_id, language_code, translation_key) treated NULL tenants
+    # as distinct and allowed duplicate globals; cfg.0005 makes it NULLS NOT DISTINCT.
     TranslationFactory(tenant_id=None, translation_key="greeting")
-    TranslationFactory(tenant_id=None, translation_key="greeting")
-
+    with pytest.raises(
+        IntegrityError, match="translations_tenant_id_language_code_translation_key_key"
+    ), transaction.atomic():
+        TranslationFactory(tenant_id=None, translation_key="greeting")
+    # A tenant's override of the same key is still its own row.
+    TranslationFactory(tenant_id=7, translation_key="greeting")
     assert fetchone(
-        "SELECT count(*) FROM cfg.translations WHERE tenant_id IS NULL AND translation_key = %s",
-        ["greeting"],
+        "SELECT count(*) FROM cfg.translations WHERE translation_key = %s", ["greeting"]
     ) == (2,)
 
 
