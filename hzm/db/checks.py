@@ -42,7 +42,8 @@ class Declared:
     policies: dict[str, set[str]] = field(default_factory=dict)
     triggers: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> name -> function
     grants: dict[str, set[str]] = field(default_factory=dict)
-    foreign_keys: dict[str, set[str]] = field(default_factory=dict)
+    foreign_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> ON DELETE
+    service_roles: set[str] = field(default_factory=set)
     functions: dict[str, bool] = field(default_factory=dict)  # name -> security definer
 
 
@@ -72,6 +73,9 @@ def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) 
     if isinstance(operation, ops.InstallFunction):
         declared.functions[operation.name] = operation.security_definer
         return
+    if isinstance(operation, ops.EnsureServiceRole):
+        declared.service_roles.add(ops.service_role(operation.service))
+        return
     if not isinstance(operation, ops.TableOperation):
         return
     table = table_of(app_label, operation.model_name)
@@ -87,7 +91,7 @@ def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) 
     elif isinstance(operation, ops.GrantTablePrivileges):
         declared.grants.setdefault(table, set()).update(operation.privileges)
     elif isinstance(operation, ops.AddTenantForeignKey):
-        declared.foreign_keys.setdefault(table, set()).add(operation.name)
+        declared.foreign_keys.setdefault(table, {})[operation.name] = operation.on_delete
 
 
 def tenant_tables() -> list[str]:
@@ -119,6 +123,8 @@ def diagnose(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
         findings += _check_foreign_keys(cursor, declared)
         findings += _check_functions(cursor, declared)
         findings += _check_runtime_role(cursor, declared, role)
+        for service_role in sorted(declared.service_roles):
+            findings += _check_role_attributes(cursor, service_role)
         findings += _check_login_role(cursor)
     return sorted(findings, key=lambda f: (f.severity != "error", f.where, f.problem))
 
@@ -195,23 +201,36 @@ def _check_triggers(cursor: Any, declared: Declared) -> list[Finding]:
     return findings
 
 
+# pg_constraint.confdeltype: the ON DELETE rule of a foreign key.
+ON_DELETE_CODES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL"}
+
+
 def _check_foreign_keys(cursor: Any, declared: Declared) -> list[Finding]:
     live = {
-        (f"{schema}.{table}", name)
-        for schema, table, name in _rows(
+        (f"{schema}.{table}", name): ON_DELETE_CODES.get(rule, rule)
+        for schema, table, name, rule in _rows(
             cursor,
-            "SELECT n.nspname, c.relname, k.conname FROM pg_constraint k "
+            "SELECT n.nspname, c.relname, k.conname, k.confdeltype FROM pg_constraint k "
             "JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE k.contype = 'f' AND n.nspname = ANY(%s)",
             [list(PLATFORM_SCHEMAS)],
         )
     }
-    return [
-        Finding("error", table, f"tenant foreign key {name} is missing")
-        for table, names in sorted(declared.foreign_keys.items())
-        for name in sorted(names)
-        if (table, name) not in live
-    ]
+    findings = []
+    for table, keys in sorted(declared.foreign_keys.items()):
+        for name, rule in sorted(keys.items()):
+            if (table, name) not in live:
+                findings.append(Finding("error", table, f"tenant foreign key {name} is missing"))
+            elif live[table, name] != rule:
+                findings.append(
+                    Finding(
+                        "error",
+                        table,
+                        f"tenant foreign key {name} is ON DELETE {live[table, name]}, "
+                        f"declared {rule}",
+                    )
+                )
+    return findings
 
 
 def _check_functions(cursor: Any, declared: Declared) -> list[Finding]:
@@ -234,7 +253,8 @@ def _check_functions(cursor: Any, declared: Declared) -> list[Finding]:
     return findings
 
 
-def _check_runtime_role(cursor: Any, declared: Declared, role: str) -> list[Finding]:
+def _check_role_attributes(cursor: Any, role: str) -> list[Finding]:
+    """A NOLOGIN role with no way around row level security, owning nothing."""
     attributes = _rows(
         cursor,
         "SELECT oid, rolsuper, rolbypassrls, rolcanlogin, rolcreatedb, rolcreaterole "
@@ -243,7 +263,7 @@ def _check_runtime_role(cursor: Any, declared: Declared, role: str) -> list[Find
     )
     where = f"role {role}"
     if not attributes:
-        return [Finding("error", where, "the runtime role does not exist")]
+        return [Finding("error", where, "the role does not exist")]
     oid, superuser, bypass, login, createdb, createrole = attributes[0]
     findings = [
         Finding("error", where, f"must not have {attribute}")
@@ -264,6 +284,14 @@ def _check_runtime_role(cursor: Any, declared: Declared, role: str) -> list[Find
         [oid, oid],
     )
     findings += [Finding("error", where, f"owns {name} (it must own nothing)") for (name,) in owned]
+    return findings
+
+
+def _check_runtime_role(cursor: Any, declared: Declared, role: str) -> list[Finding]:
+    """The runtime role's attributes, and exactly the table privileges the migrations grant."""
+    findings = _check_role_attributes(cursor, role)
+    if any(f.problem == "the role does not exist" for f in findings):
+        return findings
     tables = _rows(
         cursor,
         "SELECT n.nspname || '.' || c.relname FROM pg_class c "

@@ -102,6 +102,14 @@ def test_declarations_come_from_the_applied_migrations():
             "ERROR: cfg.languages: hzm_app lacks declared SELECT",
         ),
         ("ALTER ROLE hzm_app BYPASSRLS", "ERROR: role hzm_app: must not have BYPASSRLS"),
+        ("ALTER ROLE hzm_app_comms LOGIN", "ERROR: role hzm_app_comms: must not have LOGIN"),
+        (
+            "ALTER TABLE core.projects DROP CONSTRAINT fk_projects_tenant_user, "
+            "ADD CONSTRAINT fk_projects_tenant_user FOREIGN KEY (tenant_id, user_id) "
+            "REFERENCES core.users (tenant_id, id)",
+            "ERROR: core.projects: tenant foreign key fk_projects_tenant_user is "
+            "ON DELETE NO ACTION, declared CASCADE",
+        ),
         (
             "ALTER TABLE core.files OWNER TO hzm_app",
             "ERROR: role hzm_app: owns core.files (it must own nothing)",
