@@ -66,3 +66,31 @@ def manage(*args: str, dbname: str, check: bool = True) -> subprocess.CompletedP
             f"{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+# Every platform table with a tenant_id column, as the models declare them: the attacker
+# tests (tests/security) and the doctor's (tests/db/test_checks.py) must cover exactly these.
+TENANT_TABLES = [
+    "app.generic_data",
+    "billing.subscriptions",
+    "cfg.feature_flag_overrides",
+    "cfg.translations",
+    "comms.email_queue",
+    "comms.notifications",
+    "comms.webhook_deliveries",
+    "comms.webhooks",
+    "core.api_keys",
+    "core.files",
+    "core.image_variants",
+    "core.organization_members",
+    "core.organizations",
+    "core.projects",
+    "core.role_permissions",
+    "core.roles",
+    "core.table_metadata",
+    "core.user_2fa",
+    "core.user_roles",
+    "core.user_sessions",
+    "core.users",
+    "ops.audit_logs",
+]

@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from hzm.db.checks import declared_objects, diagnose, tenant_tables
+from tests.support import TENANT_TABLES
 
 pytestmark = pytest.mark.django_db
 
@@ -24,30 +25,7 @@ def test_the_migrated_database_matches_the_code(capsys):
 
 
 def test_tenant_tables_come_from_the_models():
-    assert tenant_tables() == [
-        "app.generic_data",
-        "billing.subscriptions",
-        "cfg.feature_flag_overrides",
-        "cfg.translations",
-        "comms.email_queue",
-        "comms.notifications",
-        "comms.webhook_deliveries",
-        "comms.webhooks",
-        "core.api_keys",
-        "core.files",
-        "core.image_variants",
-        "core.organization_members",
-        "core.organizations",
-        "core.projects",
-        "core.role_permissions",
-        "core.roles",
-        "core.table_metadata",
-        "core.user_2fa",
-        "core.user_roles",
-        "core.user_sessions",
-        "core.users",
-        "ops.audit_logs",
-    ]
+    assert tenant_tables() == TENANT_TABLES
 
 
 def test_declarations_come_from_the_applied_migrations():

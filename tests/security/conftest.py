@@ -25,36 +25,14 @@ from hzm.db.operations import runtime_role
 from hzm.db.sql import quote_identifier, split_db_table, table_ref
 from ops.models import AuditLog
 from tests import factories, factories_platform
+from tests.support import TENANT_TABLES
 
 RUNTIME_ROLE = runtime_role()
 
 # The tables with a tenant_id column today. The tests are generated from the models;
 # this list is only compared with them, so that a table silently dropping out of the
 # generated tests (a renamed column, a model moved out of the registry) is noticed.
-EXPECTED_TENANT_TABLES = [
-    "app.generic_data",
-    "billing.subscriptions",
-    "cfg.feature_flag_overrides",
-    "cfg.translations",
-    "comms.email_queue",
-    "comms.notifications",
-    "comms.webhook_deliveries",
-    "comms.webhooks",
-    "core.api_keys",
-    "core.files",
-    "core.image_variants",
-    "core.organization_members",
-    "core.organizations",
-    "core.projects",
-    "core.role_permissions",
-    "core.roles",
-    "core.table_metadata",
-    "core.user_2fa",
-    "core.user_roles",
-    "core.user_sessions",
-    "core.users",
-    "ops.audit_logs",
-]
+EXPECTED_TENANT_TABLES = TENANT_TABLES
 # Tenant tables the runtime role may only read: platform-wide translations are managed by
 # the platform, only ops.log_audit() (SECURITY DEFINER) writes the audit trail, the billing
 # service writes subscriptions (billing 0001) and platform staff flag overrides (cfg 0004).
