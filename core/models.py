@@ -379,6 +379,26 @@ class TableMetadata(Versioned, SoftDeletable, Authored):
 API_KEY_PREFIX = "hzm_"
 
 
+# issue() makes keys hzm_<12 hex digits>_<secret>; the first part is the public prefix.
+API_KEY_PREFIX_LENGTH = len(API_KEY_PREFIX) + 12
+
+
+def api_key_prefix(presented: str) -> str | None:
+    """The public prefix of a presented key ('hzm_0123456789ab_<secret>'), or None if malformed.
+
+    The secret itself may contain '_' (it is URL-safe base64), so the prefix is cut by
+    its length, not at an '_'.
+    """
+    prefix = presented[:API_KEY_PREFIX_LENGTH]
+    separator = presented[API_KEY_PREFIX_LENGTH : API_KEY_PREFIX_LENGTH + 1]
+    secret = presented[API_KEY_PREFIX_LENGTH + 1 :]
+    if not prefix.startswith(API_KEY_PREFIX) or separator != "_" or not secret:
+        return None
+    if not all(c in "0123456789abcdef" for c in prefix[len(API_KEY_PREFIX) :]):
+        return None
+    return prefix
+
+
 class ApiKeyManager(models.Manager):
     def issue(
         self,
@@ -410,11 +430,9 @@ class ApiKeyManager(models.Manager):
 
     def verify(self, presented: str) -> "ApiKey | None":
         """The active, unexpired, unrevoked key whose hash matches `presented`, or None."""
-        # hzm_<12 hex>_<secret>: the secret itself may contain '_'.
-        parts = presented.split("_", 2)
-        if len(parts) != 3 or f"{parts[0]}_" != API_KEY_PREFIX or not parts[2]:
+        prefix = api_key_prefix(presented)
+        if prefix is None:
             return None
-        prefix = f"{parts[0]}_{parts[1]}"
         api_key = self.filter(key_prefix=prefix).first()
         if api_key is None or not api_key_matches(presented, api_key.key_hash):
             return None

@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
-from core.models import API_KEY_PREFIX
+from core.models import api_key_prefix
 from hzm.db.operations import runtime_role
 from hzm.secrets import api_key_matches
-
-# The public prefix ApiKey.objects.issue() puts before a key's secret: hzm_<12 hex digits>.
-PREFIX_LENGTH = len(API_KEY_PREFIX) + 12
 
 
 @dataclass(frozen=True)
@@ -30,25 +27,9 @@ class Caller:
     api_key_id: int | None = None
 
 
-def key_prefix(presented: str) -> str | None:
-    """The prefix of a presented key ('hzm_0123456789ab_<secret>'), or None if malformed.
-
-    The secret itself may contain '_' (it is URL-safe base64), so the prefix is cut by
-    its length, not at the last '_'.
-    """
-    prefix = presented[:PREFIX_LENGTH]
-    separator = presented[PREFIX_LENGTH : PREFIX_LENGTH + 1]
-    secret = presented[PREFIX_LENGTH + 1 :]
-    if not prefix.startswith(API_KEY_PREFIX) or separator != "_" or not secret:
-        return None
-    if not all(c in "0123456789abcdef" for c in prefix[len(API_KEY_PREFIX) :]):
-        return None
-    return prefix
-
-
 def authenticate_api_key(presented: str) -> Caller | None:
     """The caller a presented API key stands for, or None if it is not a usable key."""
-    prefix = key_prefix(presented)
+    prefix = api_key_prefix(presented)
     if prefix is None:
         return None
     with transaction.atomic(), connection.cursor() as cursor:

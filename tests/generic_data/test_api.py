@@ -10,8 +10,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from core.models import ApiKey, User
-from generic_data.auth import authenticate_api_key, key_prefix
+from core.models import ApiKey, User, api_key_prefix
+from generic_data.auth import authenticate_api_key
 from ops.models import AuditLog
 from tests.factories import ProjectFactory, UserFactory
 from tests.generic_data.conftest import fetchone, make_project
@@ -109,9 +109,9 @@ def test_a_key_of_a_deleted_tenant_or_user_is_401(project):
 
 def test_a_key_whose_secret_contains_underscores_is_found():
     # token_urlsafe() secrets may contain '_'; the prefix is cut by its length.
-    assert key_prefix("hzm_0123456789ab_a_b_c") == "hzm_0123456789ab"
-    assert key_prefix("hzm_0123456789ab") is None
-    assert key_prefix("hzm_0123456789Zb_x") is None
+    assert api_key_prefix("hzm_0123456789ab_a_b_c") == "hzm_0123456789ab"
+    assert api_key_prefix("hzm_0123456789ab") is None
+    assert api_key_prefix("hzm_0123456789Zb_x") is None
 
 
 def test_a_project_key_opens_only_its_project(project):
