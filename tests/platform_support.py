@@ -10,25 +10,18 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-import pytest
-from django.db import DatabaseError, connection, models, transaction
+from django.db import connection, models, transaction
 from django.urls import clear_url_caches, reverse
 from django.utils.html import escape
 
 from hzm.db.context import tenant_context
+from tests.support import refused
 
 
 def query(sql: str, params: list[Any] | tuple = ()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
-
-
-def run(sql: str, params: list[Any] | tuple = ()) -> int:
-    """Execute one statement; return the row count it reports."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
 
 
 @contextmanager
@@ -41,19 +34,6 @@ def as_role(role: str, tenant_id: int | None = None) -> Iterator[None]:
             yield
         finally:
             query("SELECT set_config('role', 'none', true), app.set_context(NULL, NULL)")
-
-
-def refused(action: Callable[[], Any]) -> psycopg.Error:
-    """Run `action` in a savepoint: the database must refuse it. Return psycopg's error."""
-    with pytest.raises(DatabaseError) as info, transaction.atomic():
-        action()
-    cause = info.value.__cause__
-    assert isinstance(cause, psycopg.Error), f"expected a psycopg error, got {cause!r}"
-    return cause
-
-
-def sql_refused(sql: str, params: list[Any] | tuple = ()) -> psycopg.Error:
-    return refused(lambda: run(sql, params))
 
 
 def visible(model: type[models.Model], *rows: models.Model) -> set[Any]:

@@ -3,11 +3,14 @@
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from django.db import connection
+import psycopg
+import pytest
+from django.db import DatabaseError, connection, transaction
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,3 +97,38 @@ TENANT_TABLES = [
     "core.users",
     "ops.audit_logs",
 ]
+
+
+# --- SQL on Django's connection, and refusals -------------------------------------------
+
+
+def run(query: str, params: list[Any] | tuple | None = None) -> int:
+    """Execute one statement on Django's connection; return the row count it reports."""
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.rowcount
+
+
+def fetchone(query: str, params: list[Any] | tuple | None = None) -> tuple[Any, ...] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchone()
+
+
+def fetchall(query: str, params: list[Any] | tuple | None = None) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def refused(action: Callable[[], Any]) -> psycopg.Error:
+    """Run `action` in a savepoint: the database must refuse it. Return psycopg's error."""
+    with pytest.raises(DatabaseError) as info, transaction.atomic():
+        action()
+    cause = info.value.__cause__
+    assert isinstance(cause, psycopg.Error), f"expected a psycopg error, got {cause!r}"
+    return cause
+
+
+def sql_refused(query: str, params: list[Any] | tuple | None = None) -> psycopg.Error:
+    return refused(lambda: run(query, params))

@@ -42,6 +42,7 @@ from tests.factories import (
     UserTwoFactorFactory,
 )
 from tests.parity.seed_sql import seed_sql
+from tests.support import fetchall, fetchone, run
 
 pytestmark = pytest.mark.django_db
 
@@ -55,25 +56,6 @@ GENERIC_DATA_UNIQUE = "app.generic_data_unique"
 
 
 # --- Helpers ----------------------------------------------------------------------------
-
-
-def run(query: str, params: list[Any] | None = None) -> int:
-    """Execute one statement on Django's connection; return the row count it reports."""
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.rowcount
-
-
-def fetchone(query: str, params: list[Any] | None = None) -> tuple[Any, ...]:
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.fetchone()
-
-
-def fetchall(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.fetchall()
 
 
 def db_now() -> datetime.datetime:
@@ -903,9 +885,12 @@ def test_a_global_translation_cannot_be_duplicated():
     # The seed's UNIQUE (tenant_id, language_code, translation_key) treated NULL tenants
     # as distinct and allowed duplicate globals; cfg.0005 makes it NULLS NOT DISTINCT.
     TranslationFactory(tenant_id=None, translation_key="greeting")
-    with pytest.raises(
-        IntegrityError, match="translations_tenant_id_language_code_translation_key_key"
-    ), transaction.atomic():
+    with (
+        pytest.raises(
+            IntegrityError, match="translations_tenant_id_language_code_translation_key_key"
+        ),
+        transaction.atomic(),
+    ):
         TranslationFactory(tenant_id=None, translation_key="greeting")
     # A tenant's override of the same key is still its own row.
     TranslationFactory(tenant_id=7, translation_key="greeting")

@@ -20,10 +20,9 @@ from tests.platform_support import (
     assert_admin_pages_open,
     assert_tenant_isolated,
     query,
-    refused,
-    run,
     sign_in_platform_admin,
 )
+from tests.support import refused, run
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,8 @@ from hzm.db.context import tenant_context
 from hzm.db.operations import service_role
 from tests.factories import UserFactory
 from tests.factories_platform import EmailQueueFactory, WebhookDeliveryFactory
-from tests.platform_support import as_role, query, run
+from tests.platform_support import as_role, query
+from tests.support import run
 
 MINUTE = datetime.timedelta(minutes=1)
 

@@ -17,9 +17,9 @@ from tests.platform_support import (
     assert_reference_refused,
     assert_tenant_isolated,
     query,
-    run,
     sign_in_platform_admin,
 )
+from tests.support import run
 
 pytestmark = pytest.mark.django_db
 

@@ -27,10 +27,9 @@ from tests.platform_support import (
     assert_reference_refused,
     assert_tenant_isolated,
     query,
-    refused,
-    run,
     sign_in_platform_admin,
 )
+from tests.support import refused, run
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,8 @@ from django.db import IntegrityError, transaction
 from core.storage import ImageVariant
 from tests.factories import FileFactory
 from tests.factories_platform import ImageVariantFactory
-from tests.platform_support import assert_reference_refused, assert_tenant_isolated, query, run
+from tests.platform_support import assert_reference_refused, assert_tenant_isolated, query
+from tests.support import run
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,8 @@ from hzm.db.sql import (
     revoke_execute,
     set_function_option,
 )
-from tests.generic_data.conftest import execute, fetchall, fetchone
+from tests.support import fetchall, fetchone
+from tests.support import run as execute
 
 # --- Renderers --------------------------------------------------------------------------------
 

@@ -10,31 +10,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from core.models import Project, Tenant
 from hzm.db.context import tenant_context
 from hzm.db.operations import runtime_role
 from tests.factories import ProjectFactory
+from tests.support import fetchone
 
 RUNTIME_ROLE = runtime_role()
-
-
-def fetchall(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def execute(sql: str, params: list[Any] | None = None) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def fetchone(sql: str, params: list[Any] | None = None) -> tuple[Any, ...] | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
 
 
 @contextmanager

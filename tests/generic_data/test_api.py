@@ -14,7 +14,8 @@ from core.models import ApiKey, User, api_key_prefix
 from generic_data.auth import authenticate_api_key
 from ops.models import AuditLog
 from tests.factories import ProjectFactory, UserFactory
-from tests.generic_data.conftest import fetchone, make_project
+from tests.generic_data.conftest import make_project
+from tests.support import fetchone
 
 pytestmark = pytest.mark.django_db
 

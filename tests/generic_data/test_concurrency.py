@@ -14,7 +14,8 @@ import pytest
 from django.db import connection
 
 from generic_data import services
-from tests.generic_data.conftest import as_tenant, fetchone, make_project
+from tests.generic_data.conftest import as_tenant, make_project
+from tests.support import fetchone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

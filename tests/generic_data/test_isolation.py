@@ -13,7 +13,8 @@ from django.db import connection, transaction
 from core.models import ApiKey, Tenant
 from generic_data import services
 from hzm.db.operations import runtime_role
-from tests.generic_data.conftest import as_tenant, fetchall, fetchone
+from tests.generic_data.conftest import as_tenant
+from tests.support import fetchall, fetchone
 
 pytestmark = pytest.mark.django_db
 

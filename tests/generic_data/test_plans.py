@@ -17,7 +17,8 @@ from django.db import connection, transaction
 from core.models import TableMetadata
 from generic_data import services
 from tests.factories import ProjectFactory
-from tests.generic_data.conftest import as_tenant, fetchall, fetchone
+from tests.generic_data.conftest import as_tenant
+from tests.support import fetchall, fetchone
 
 ROWS_PER_TENANT = 20_000
 ITEMS = [

@@ -10,7 +10,8 @@ from generic_data import services
 from generic_data.models import GenericData
 from generic_data.schema import ValidationFailed
 from hzm.db.context import TenantContextError
-from tests.generic_data.conftest import as_tenant, fetchall, fetchone, make_project
+from tests.generic_data.conftest import as_tenant, make_project
+from tests.support import fetchall, fetchone
 
 pytestmark = pytest.mark.django_db
 

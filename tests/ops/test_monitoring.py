@@ -16,14 +16,8 @@ from ops.monitoring import SystemLog, write_system_log
 from ops.retention import RetentionRefused, prune_audit_logs, prune_system_logs
 from tests.factories import TenantFactory, UserFactory
 from tests.factories_platform import SystemLogFactory
-from tests.platform_support import (
-    as_role,
-    assert_admin_pages_open,
-    query,
-    refused,
-    run,
-    sign_in_platform_admin,
-)
+from tests.platform_support import as_role, assert_admin_pages_open, query, sign_in_platform_admin
+from tests.support import refused, run
 
 UTC = datetime.UTC
 # Months long past, so that what the commands write now (their own log line) is newer.

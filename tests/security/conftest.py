@@ -7,7 +7,7 @@ or after a bare SET LOCAL ROLE (`as_runtime_role_without_context`). Both helpers
 rows and checking the outcome afterwards runs as the superuser, which sees everything.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +16,7 @@ import factory
 import psycopg
 import pytest
 from django.apps import apps
-from django.db import DatabaseError, connection, models, transaction
+from django.db import models, transaction
 from factory.django import DjangoModelFactory
 
 from core.models import Project, TableMetadata, Tenant, User
@@ -25,7 +25,7 @@ from hzm.db.operations import runtime_role
 from hzm.db.sql import quote_identifier, split_db_table, table_ref
 from ops.models import AuditLog
 from tests import factories, factories_platform
-from tests.support import TENANT_TABLES
+from tests.support import TENANT_TABLES, fetchone, run
 
 RUNTIME_ROLE = runtime_role()
 
@@ -249,25 +249,6 @@ def committed_rows(transactional_db) -> Iterator[None]:
 # --- SQL on Django's connection ------------------------------------------------------------
 
 
-def run(query: str, params: list[Any] | None = None) -> int:
-    """Execute one statement on Django's connection; return the row count it reports."""
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.rowcount
-
-
-def fetchone(query: str, params: list[Any] | None = None) -> tuple[Any, ...]:
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.fetchone()
-
-
-def fetchall(query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        return cursor.fetchall()
-
-
 # --- Acting as the runtime role ----------------------------------------------------------
 
 
@@ -302,19 +283,6 @@ def assert_superuser() -> None:
 
 
 # --- Refusals -------------------------------------------------------------------------------
-
-
-def refused(action: Callable[[], Any]) -> psycopg.Error:
-    """Run `action` in a savepoint: it must fail in the database. Return psycopg's error."""
-    with pytest.raises(DatabaseError) as info, transaction.atomic():
-        action()
-    cause = info.value.__cause__
-    assert isinstance(cause, psycopg.Error), f"expected a psycopg error, got {cause!r}"
-    return cause
-
-
-def sql_refused(query: str, params: list[Any] | None = None) -> psycopg.Error:
-    return refused(lambda: run(query, params))
 
 
 def assert_rls_violation(error: psycopg.Error, model: type[models.Model]) -> None:

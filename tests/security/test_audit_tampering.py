@@ -30,15 +30,10 @@ from tests.security.conftest import (
     assert_permission_denied,
     assert_superuser,
     bare_table,
-    fetchall,
-    fetchone,
-    refused,
-    run,
-    sql_refused,
     table_name,
     table_sql,
 )
-from tests.support import server_params
+from tests.support import fetchall, fetchone, refused, run, server_params, sql_refused
 
 pytestmark = pytest.mark.django_db
 

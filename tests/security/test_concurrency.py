@@ -23,12 +23,11 @@ from tests.security.conftest import (
     TenantWorld,
     as_tenant,
     assert_superuser,
-    fetchall,
-    fetchone,
     is_read_only,
     make_world,
     table_name,
 )
+from tests.support import fetchall, fetchone
 
 ROWS_PER_TENANT = 50
 TIMEOUT = 30  # seconds; a thread waiting longer than this has deadlocked

@@ -26,7 +26,8 @@ from hzm.db.context import (
     tenant_context,
 )
 from tests.factories import ProjectFactory, TenantFactory, UserFactory
-from tests.security.conftest import RUNTIME_ROLE, fetchone, session_identity
+from tests.security.conftest import RUNTIME_ROLE, session_identity
+from tests.support import fetchone
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -31,18 +31,14 @@ from tests.security.conftest import (
     assert_rls_violation,
     assert_superuser,
     assert_write_refused,
-    fetchall,
-    fetchone,
     has_shared_rows,
     is_read_only,
-    refused,
-    run,
-    sql_refused,
     table_name,
     table_sql,
     tenant_model_params,
     tenant_references,
 )
+from tests.support import fetchall, fetchone, refused, run, sql_refused
 
 pytestmark = pytest.mark.django_db
 
