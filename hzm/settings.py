@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Right after SecurityMiddleware (HTTPS redirect, HSTS): the static files of STATIC_ROOT.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -169,8 +171,54 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# --- Serving in production (issue 10) ------------------------------------------------
+# gunicorn (hzm/gunicorn.py) runs hzm.wsgi behind a TLS-terminating proxy; WhiteNoise
+# (MIDDLEWARE) serves STATIC_ROOT, filled by `manage.py collectstatic`. The security
+# settings are what `check --deploy` asks for: on by default without DEBUG, off with it,
+# each one settable from the environment.
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic also writes gzip copies, which WhiteNoise serves to clients that take
+    # them. Not a manifest storage: {% static %} works without a collectstatic first
+    # (the tests), at the price of short cache lifetimes instead of hashed names.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# WhiteNoise rescans the files on each request with DEBUG (its default), following the
+# environment's DEBUG rather than the test runner's (pytest turns DEBUG off at run time;
+# WhiteNoise would then warn in every test that STATIC_ROOT, uncollected, is missing).
+WHITENOISE_AUTOREFRESH = DEBUG
+
+_PRODUCTION = not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=_PRODUCTION)
+# Load balancers and deploy scripts probe /healthz over plain HTTP, past the proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Browsers then refuse plain HTTP to the host (and its subdomains) for that long.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_PRODUCTION)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_PRODUCTION)
+# "HTTP_X_FORWARDED_PROTO,https": trust that header to mean HTTPS, from any client. Under
+# gunicorn it is not needed (gunicorn trusts X-Forwarded-Proto from FORWARDED_ALLOW_IPS only).
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header and (
+    len(_proxy_ssl_header) != 2 or not _proxy_ssl_header[0].startswith("HTTP_")
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be '<request.META name>,<value>', e.g. "
+        f"'HTTP_X_FORWARDED_PROTO,https'; got {','.join(_proxy_ssl_header)!r}"
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Django's defaults, which check --deploy asks for, stated here so that they stay.
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 LOGGING = {
     "version": 1,
