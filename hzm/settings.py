@@ -54,6 +54,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware (HTTPS redirect, HSTS): the static files of STATIC_ROOT.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before the session: everything but the admin runs as the runtime role from here on
+    # (hzm.db.context.RuntimeRoleMiddleware), the session and user lookups included.
+    "hzm.db.context.RuntimeRoleMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +101,15 @@ else:
 _default_db["ENGINE"] = DB_ENGINE
 _default_db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 _default_db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
+# Parameters travel apart from the statement (psycopg's server-side binding), so the
+# query text that pg_stat_activity shows other sessions of the same login holds
+# placeholders, never a tenant's values. Django keeps psycopg's prepared statements off
+# (prepare_threshold None), which PgBouncer in transaction mode needs.
+_default_db.setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
+# Server-side cursors do not survive PgBouncer's transaction pooling.
+_default_db.setdefault(
+    "DISABLE_SERVER_SIDE_CURSORS", env.bool("DISABLE_SERVER_SIDE_CURSORS", default=False)
+)
 DATABASES = {"default": _default_db}
 
 # The runtime role: the NOLOGIN, NOBYPASSRLS role every tenant-facing query runs as
@@ -105,6 +117,33 @@ DATABASES = {"default": _default_db}
 HZM_APP_ROLE = env.str("HZM_APP_ROLE", default="hzm_app")
 # Paths whose requests never run in a tenant context, even for a signed-in tenant user.
 HZM_TENANT_CONTEXT_EXEMPT_PATHS = ["/healthz"]
+# Which parts of the site this process serves: "api" (the web process, logged in as the
+# authenticator: no admin), "admin" (the platform admin's process, logged in as the
+# admin login: only /admin/ and /healthz), or "all" (development: one superuser login).
+HZM_SERVE = env.str("HZM_SERVE", default="all")
+if HZM_SERVE not in ("all", "api", "admin"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"HZM_SERVE={HZM_SERVE!r}: use api (the web process), admin (the platform admin's "
+        "process) or all (development)"
+    )
+HZM_ADMIN_URL_PREFIX = "/admin/"
+# What bounds every unit of work run as the runtime role (each request, each
+# tenant_context), transaction-local: PostgreSQL durations (30s, 500ms; 0 = none).
+# tenant_context(..., statement_timeout="10min") overrides them for a long job.
+HZM_STATEMENT_TIMEOUT = env.str("HZM_STATEMENT_TIMEOUT", default="30s")
+HZM_LOCK_TIMEOUT = env.str("HZM_LOCK_TIMEOUT", default="5s")
+HZM_IDLE_IN_TRANSACTION_TIMEOUT = env.str("HZM_IDLE_IN_TRANSACTION_TIMEOUT", default="60s")
+from hzm.durations import duration  # noqa: E402
+
+for _name in ("HZM_STATEMENT_TIMEOUT", "HZM_LOCK_TIMEOUT", "HZM_IDLE_IN_TRANSACTION_TIMEOUT"):
+    duration(globals()[_name], _name)
+
+# Sessions and sign-in through SECURITY DEFINER lookups (core/sessions.py, core/auth.py):
+# the web login may read neither django_session nor core.users.
+SESSION_ENGINE = "core.sessions"
+AUTHENTICATION_BACKENDS = ["core.auth.UserBackend"]
 
 # --- Deployment (issue 6) ------------------------------------------------------------
 # The owner's URL for schema changes: `migrate`, `backup`, `restore`, `rollback` and

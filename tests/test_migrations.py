@@ -41,8 +41,9 @@ SEED_FUNCTIONS = (
 )
 # Unapplied in this order: each app before the ones it depends on.
 APPS = ("billing", "comms", "generic_data", "core", "ops", "cfg", "hzm")
-# The microservices whose roles hzm 0003 creates: <runtime role>_<service>.
-SERVICES = ("billing", "comms")
+# The roles named after the runtime role, <runtime role>_<service>: the microservices'
+# (hzm 0003) and the platform admin's (hzm 0004).
+SERVICES = ("admin", "billing", "comms")
 
 
 # --- makemigrations ---------------------------------------------------------------------

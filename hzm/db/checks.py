@@ -44,6 +44,10 @@ class Declared:
     grants: dict[str, set[str]] = field(default_factory=dict)
     foreign_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> ON DELETE
     service_roles: set[str] = field(default_factory=set)
+    # role -> table -> privileges granted on the whole table (GrantServiceTablePrivileges,
+    # GrantNamedTablePrivileges); column grants are listed apart, as (privilege, column).
+    service_grants: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    service_column_grants: dict[str, dict[str, set[tuple[str, str]]]] = field(default_factory=dict)
     functions: dict[str, bool] = field(default_factory=dict)  # name -> security definer
 
 
@@ -76,9 +80,21 @@ def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) 
     if isinstance(operation, ops.EnsureServiceRole):
         declared.service_roles.add(ops.service_role(operation.service))
         return
+    if isinstance(operation, ops.GrantNamedTablePrivileges):
+        table = f"{operation.schema or 'public'}.{operation.table}"
+        if operation.service is None:
+            declared.grants.setdefault(table, set()).update(operation.privileges)
+        else:
+            role = ops.service_role(operation.service)
+            declared.service_grants.setdefault(role, {}).setdefault(table, set()).update(
+                operation.privileges
+            )
+        return
     if not isinstance(operation, ops.TableOperation):
         return
     table = table_of(app_label, operation.model_name)
+    if "." not in table:
+        table = f"public.{table}"  # Django's own tables (django_admin_log, ...)
     bare = table.rpartition(".")[2]
     stem = operation.stem or bare
     if isinstance(operation, ops.EnableTenantRLS):
@@ -90,6 +106,18 @@ def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) 
         declared.triggers.setdefault(table, {})[name] = operation.function
     elif isinstance(operation, ops.GrantTablePrivileges):
         declared.grants.setdefault(table, set()).update(operation.privileges)
+    elif isinstance(operation, ops.GrantServiceTablePrivileges):
+        role = ops.service_role(operation.service)
+        if operation.columns is None:
+            declared.service_grants.setdefault(role, {}).setdefault(table, set()).update(
+                operation.privileges
+            )
+        else:
+            declared.service_column_grants.setdefault(role, {}).setdefault(table, set()).update(
+                (privilege, column)
+                for privilege in operation.privileges
+                for column in operation.columns
+            )
     elif isinstance(operation, ops.AddTenantForeignKey):
         declared.foreign_keys.setdefault(table, {})[operation.name] = operation.on_delete
 
@@ -125,7 +153,15 @@ def diagnose(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
         findings += _check_runtime_role(cursor, declared, role)
         for service_role in sorted(declared.service_roles):
             findings += _check_role_attributes(cursor, service_role)
-        findings += _check_login_role(cursor)
+            findings += _check_exact_grants(
+                cursor,
+                service_role,
+                declared.service_grants.get(service_role, {}),
+                declared.service_column_grants.get(service_role, {}),
+            )
+        # The role DATABASE_URL logs in as: dbdoctor itself may run as the owner, through
+        # MIGRATION_DATABASE_URL (hzm.deploy.connection).
+        findings += _check_login_role(cursor, settings.DATABASES[using].get("USER") or "")
     return sorted(findings, key=lambda f: (f.severity != "error", f.where, f.problem))
 
 
@@ -292,39 +328,77 @@ def _check_runtime_role(cursor: Any, declared: Declared, role: str) -> list[Find
     findings = _check_role_attributes(cursor, role)
     if any(f.problem == "the role does not exist" for f in findings):
         return findings
+    return findings + _check_exact_grants(cursor, role, declared.grants, {})
+
+
+def _check_exact_grants(
+    cursor: Any,
+    role: str,
+    grants: dict[str, set[str]],
+    column_grants: dict[str, set[tuple[str, str]]],
+) -> list[Finding]:
+    """`role` holds exactly the declared privileges on the platform's and Django's tables.
+
+    Table privileges must match one for one; a declared column grant must be there (the
+    role then has no privilege on the whole table unless declared too).
+    """
+    exists = _rows(cursor, "SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+    if not exists:
+        return []  # _check_role_attributes reports it
     tables = _rows(
         cursor,
         "SELECT n.nspname || '.' || c.relname FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p', 'v') AND n.nspname = ANY(%s)",
+        "WHERE c.relkind IN ('r', 'p', 'v') AND NOT c.relispartition "
+        "AND (n.nspname = ANY(%s) OR n.nspname = 'public')",
         [list(PLATFORM_SCHEMAS)],
     )
+    findings = []
     for (table,) in sorted(tables):
-        wanted = declared.grants.get(table, set())
+        wanted = grants.get(table, set())
+        reference = ".".join(f'"{part}"' for part in table.split("."))
+        held = _rows(
+            cursor,
+            "SELECT p FROM unnest(%s::text[]) AS p WHERE has_table_privilege(%s, %s::regclass, p)",
+            [list(ALL_TABLE_PRIVILEGES), role, reference],
+        )
+        has = {privilege for (privilege,) in held}
         for privilege in ALL_TABLE_PRIVILEGES:
-            cursor.execute(
-                "SELECT has_table_privilege(%s, %s::regclass, %s)",
-                [role, ".".join(f'"{p}"' for p in table.split(".")), privilege],
-            )
-            has = cursor.fetchone()[0]
-            if has and privilege not in wanted:
+            if privilege in has and privilege not in wanted:
                 findings.append(Finding("error", table, f"{role} has {privilege}, not declared"))
-            elif privilege in wanted and not has:
+            elif privilege in wanted and privilege not in has:
                 findings.append(Finding("error", table, f"{role} lacks declared {privilege}"))
+        for privilege, column in sorted(column_grants.get(table, set())):
+            (granted,) = _rows(
+                cursor,
+                "SELECT has_column_privilege(%s, %s::regclass, %s, %s)",
+                [role, reference, column, privilege],
+            )[0]
+            if not granted:
+                findings.append(
+                    Finding("error", table, f"{role} lacks declared {privilege} ({column})")
+                )
     return findings
 
 
-def _check_login_role(cursor: Any) -> list[Finding]:
-    """Warn when a production configuration logs in as a superuser or as the tables' owner."""
+def _check_login_role(cursor: Any, login: str) -> list[Finding]:
+    """Warn when a production configuration logs in as a superuser or as the tables' owner.
+
+    `login` is the role the application logs in as; '' (libpq's default user): this
+    connection's.
+    """
     if settings.DEBUG:
         return []
-    superuser, owns = _rows(
+    found = _rows(
         cursor,
         "SELECT rolsuper, EXISTS (SELECT FROM pg_class c JOIN pg_namespace n "
         "ON n.oid = c.relnamespace WHERE c.relowner = r.oid AND n.nspname = ANY(%s)) "
-        "FROM pg_roles r WHERE rolname = session_user",
-        [list(PLATFORM_SCHEMAS)],
-    )[0]
+        "FROM pg_roles r WHERE rolname = coalesce(nullif(%s, ''), session_user)",
+        [list(PLATFORM_SCHEMAS), login],
+    )
+    if not found:
+        return [Finding("warning", "DATABASE_URL", f"the role {login} does not exist")]
+    [(superuser, owns)] = found
     findings = []
     if superuser:
         findings.append(

@@ -916,6 +916,85 @@ class GrantExecute(SQLOperation):
         return f"grant_execute_{self.name.replace('.', '_')}"
 
 
+class GrantServiceExecute(SQLOperation):
+    """EXECUTE on a function for a service role too (after GrantExecute took it from PUBLIC)."""
+
+    def __init__(self, name: str, arguments: str, service: str) -> None:
+        self.name = name
+        self.arguments = arguments
+        self.service = sql.validate_name_part(service, "service")
+        sql.grant_function_execute(name, arguments, "r")  # a bad name fails when loaded
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            self.__class__.__qualname__,
+            [],
+            {"name": self.name, "arguments": self.arguments, "service": self.service},
+        )
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        role = service_role(self.service)
+        self._run(schema_editor, [sql.grant_function_execute(self.name, self.arguments, role)])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        role = service_role(self.service)
+        self._run(schema_editor, [sql.revoke_function_execute(self.name, self.arguments, role)])
+
+    def describe(self) -> str:
+        signature = sql.function_signature(self.arguments)
+        return f"Grant execute on {self.name}({signature}) to the {self.service} service role"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_{self.service}_execute_{self.name.replace('.', '_')}"
+
+
+class GrantNamedTablePrivileges(SQLOperation):
+    """Privileges on a table no model of the migration state describes (django_migrations).
+
+    To the runtime role, or with `service` to that service's role; reversing revokes them.
+    """
+
+    def __init__(
+        self, table: str, privileges: tuple[str, ...] | list[str], service: str | None = None
+    ) -> None:
+        self.schema, self.table = sql.split_db_table(table)
+        self.privileges = tuple(privileges)
+        self.service = None if service is None else sql.validate_name_part(service, "service")
+        sql.grant_table_privileges(self.schema, self.table, "r", self.privileges)  # fails on load
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        table = f'{self.schema}"."{self.table}' if self.schema else self.table
+        kwargs: dict[str, Any] = {"table": table, "privileges": list(self.privileges)}
+        if self.service is not None:
+            kwargs["service"] = self.service
+        return self.__class__.__qualname__, [], kwargs
+
+    def _role(self) -> str:
+        return runtime_role() if self.service is None else service_role(self.service)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        statement = sql.grant_table_privileges(
+            self.schema, self.table, self._role(), self.privileges
+        )
+        self._run(schema_editor, [statement])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        role = self._role()
+        self._run(
+            schema_editor,
+            [sql.revoke_table_privileges(self.schema, self.table, role, self.privileges)],
+        )
+
+    def describe(self) -> str:
+        to = "the runtime role" if self.service is None else f"the {self.service} service role"
+        return f"Grant {', '.join(self.privileges)} on {self.table} to {to}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_{self.service or 'runtime'}_{self.table}"
+
+
 class ConfigureFunction(SQLOperation):
     """A setting the function runs with (ALTER FUNCTION ... SET); reversing resets it."""
 

@@ -608,6 +608,21 @@ def revoke_execute(function: str, arguments: str, role: str) -> list[str]:
     ]
 
 
+def grant_function_execute(function: str, arguments: str, role: str) -> str:
+    """EXECUTE on a function for one more role (grant_execute() already took it from PUBLIC)."""
+    return (
+        f"GRANT EXECUTE ON FUNCTION {_function_ref(function, arguments)} "
+        f"TO {quote_identifier(role, 'role')}"
+    )
+
+
+def revoke_function_execute(function: str, arguments: str, role: str) -> str:
+    return (
+        f"REVOKE EXECUTE ON FUNCTION {_function_ref(function, arguments)} "
+        f"FROM {quote_identifier(role, 'role')}"
+    )
+
+
 _SETTING_VALUE = re.compile(r"[a-z0-9_.]+\Z")
 
 
