@@ -6,6 +6,7 @@ declared by their own names; triggers and row level security are attached by
 core/migrations/0001_initial_schema.py.
 """
 
+import hashlib
 import secrets as secrets_module
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from cfg.models import Currency, Language
 from hzm.db import fields
@@ -227,6 +229,28 @@ class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_superuser
+
+    # A session stores an HMAC of the password's fingerprint (SHA-256 of the stored hash),
+    # not of the hash itself: app.auth_user() hands the web login the fingerprint only, and
+    # a password change still ends every other session, as with Django's own.
+    @property
+    def password_fingerprint(self) -> str:
+        known = self.__dict__.get("_password_fingerprint")
+        if known is not None:
+            return known
+        return hashlib.sha256(self.password.encode()).hexdigest()
+
+    def set_password(self, raw_password: str | None) -> None:
+        self.__dict__.pop("_password_fingerprint", None)
+        super().set_password(raw_password)
+
+    def _get_session_auth_hash(self, secret: str | None = None) -> str:
+        return salted_hmac(
+            "core.User.session_auth_hash",
+            self.password_fingerprint,
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
     def get_full_name(self) -> str:
         return self.name or str(self.email)

@@ -10,10 +10,10 @@ unexpired, of a live tenant, user and project).
 
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 
 from core.models import api_key_prefix
-from hzm.db.operations import runtime_role
+from hzm.db.context import as_runtime_role
 from hzm.secrets import api_key_matches
 
 
@@ -32,21 +32,16 @@ def authenticate_api_key(presented: str) -> Caller | None:
     prefix = api_key_prefix(presented)
     if prefix is None:
         return None
-    with transaction.atomic(), connection.cursor() as cursor:
-        # As the runtime role, with no tenant context: all it may do here is call
-        # app.api_key_tenant(), which returns this one key's row or nothing.
-        cursor.execute(
-            "SELECT current_setting('role'), set_config('role', %s, true)", [runtime_role()]
-        )
-        previous_role = cursor.fetchone()[0]
+    # As the runtime role, with no tenant context (free inside a request, which already
+    # runs as it): all it may do here is call app.api_key_tenant(), which returns this
+    # one key's row or nothing.
+    with as_runtime_role(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT key_id, tenant_id, project_id, user_id, key_hash, usable "
             "FROM app.api_key_tenant(%s)",
             [prefix],
         )
         found = cursor.fetchone()
-        # Inside an outer transaction the SET LOCAL would outlive this block.
-        cursor.execute("SELECT set_config('role', %s, true)", [previous_role])
     if found is None:
         return None
     key_id, tenant_id, project_id, user_id, key_hash, usable = found

@@ -78,7 +78,7 @@ class _CsrfCheck(CsrfViewMiddleware):
         return reason
 
 
-def _enforce_csrf(request: HttpRequest) -> None:
+def enforce_csrf(request: HttpRequest) -> None:
     """Django's CSRF check for a session request (the view itself is csrf_exempt)."""
     check = _CsrfCheck(lambda _request: HttpResponse())
     check.process_request(request)
@@ -109,7 +109,7 @@ def _caller(request: HttpRequest) -> Caller:
         )
     if is_platform_staff(user):
         raise ApiError(403, "forbidden", "platform staff have no tenant data; use an API key")
-    _enforce_csrf(request)
+    enforce_csrf(request)
     return Caller(user.tenant_id, user.pk)
 
 
@@ -156,7 +156,7 @@ def api_view(**handlers: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 # --- Request bodies and query strings ---------------------------------------------------------
 
 
-def _body(request: HttpRequest) -> dict[str, Any]:
+def read_body(request: HttpRequest) -> dict[str, Any]:
     try:
         payload = loads(request.body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -238,7 +238,7 @@ def _tables_list(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 def _tables_create(request: HttpRequest, project_id: int) -> HttpResponse:
-    body = _body(request)
+    body = read_body(request)
     table = services.define_table(project_id, body.get("name"), body.get("fields"))
     return json_response(table.as_dict(services.table_names(project_id)), 201)
 
@@ -249,7 +249,7 @@ def _table_get(request: HttpRequest, project_id: int, table: str) -> HttpRespons
 
 
 def _table_alter(request: HttpRequest, project_id: int, table: str) -> HttpResponse:
-    body = _body(request)
+    body = read_body(request)
     unknown = set(body) - {"add", "rename", "remove", "name"}
     if unknown:
         raise ApiError(400, "invalid", f"unknown keys: {', '.join(sorted(unknown))}")
@@ -274,7 +274,7 @@ def _rows_list(request: HttpRequest, project_id: int, table: str) -> HttpRespons
 
 
 def _rows_query(request: HttpRequest, project_id: int, table: str) -> HttpResponse:
-    body = _body(request)
+    body = read_body(request)
     unknown = set(body) - set(QUERY_PARAMETERS)
     if unknown:
         raise ApiError(400, "invalid", f"unknown keys: {', '.join(sorted(unknown))}")
@@ -283,7 +283,7 @@ def _rows_query(request: HttpRequest, project_id: int, table: str) -> HttpRespon
 
 
 def _rows_create(request: HttpRequest, project_id: int, table: str) -> HttpResponse:
-    body = _body(request)
+    body = read_body(request)
     if "rows" in body:
         rows = body["rows"]
         if isinstance(rows, list) and len(rows) > MAX_ROWS_PER_REQUEST:
@@ -303,7 +303,7 @@ def _row_get(request: HttpRequest, project_id: int, table: str, row_id: int) -> 
 
 
 def _row_update(request: HttpRequest, project_id: int, table: str, row_id: int) -> HttpResponse:
-    body = _body(request)
+    body = read_body(request)
     if "data" not in body:
         raise ApiError(400, "invalid", "send {'data': {...}} with the fields to change")
     version = body.get("version")

@@ -8,6 +8,7 @@ from hzm import errors, health
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
+    path("api/v1/auth/", include("core.urls")),
     path("api/v1/", include("generic_data.urls")),
 ]
 

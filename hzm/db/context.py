@@ -1,4 +1,4 @@
-"""The database context of a unit of work: which tenant, which user, which request.
+"""The database context of a unit of work: which role, which tenant, which user, which request.
 
 Tenant-facing code runs inside `tenant_context()`: one transaction in which the
 connection has switched (SET LOCAL ROLE) to the runtime role, which row level
@@ -6,9 +6,14 @@ security cannot be bypassed by, and app.set_context() has named the tenant and t
 user. The policies `tenant_id = app.current_tenant()` then filter every read and
 check every write, and the audit trigger records the actor and the request.
 
-Everything is transaction-local (set_config(..., true)): the role and the context
-end with the transaction, so nothing leaks to the next request that gets the same
-pooled connection.
+Everything is transaction-local (set_config(..., true)): the role, the timeouts and
+the context end with the transaction, so nothing leaks to the next request that gets
+the same pooled connection (PgBouncer in transaction mode included).
+
+The role switch is a statement of its own, before anything that needs the runtime
+role's rights: PostgreSQL checks a statement's privileges (EXECUTE on app.set_context,
+say) as the role the statement starts as, and the web process logs in as an
+authenticator that holds none.
 """
 
 import re
@@ -19,25 +24,131 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 
 from hzm.db.operations import runtime_role
+from hzm.durations import duration
 
 
 class TenantContextError(RuntimeError):
     """A tenant context was misused: no tenant given, or another tenant's is active."""
 
 
-# The transaction-local settings a tenant context changes: the role first, so that the
-# rest is restored with the outer role's rights.
-_SETTINGS = (
-    "role",
+# The transaction-local settings of a tenant context, as app.set_context() and
+# app.set_request_context() write them.
+CONTEXT_SETTINGS = (
     "app.tenant_id",
     "app.user_id",
     "app.request_id",
     "app.ip_address",
     "app.user_agent",
 )
+EMPTY_CONTEXT = ("",) * len(CONTEXT_SETTINGS)
+
+# --- Timeouts --------------------------------------------------------------------------
+
+# The PostgreSQL settings that bound a unit of work, by the settings.py name of their
+# default. 0 switches one off.
+TIMEOUTS = {
+    "statement_timeout": "HZM_STATEMENT_TIMEOUT",
+    "lock_timeout": "HZM_LOCK_TIMEOUT",
+    "idle_in_transaction_session_timeout": "HZM_IDLE_IN_TRANSACTION_TIMEOUT",
+}
+
+
+def timeouts(**overrides: Any) -> dict[str, str]:
+    """The timeouts a context applies: settings' defaults, with the caller's overrides."""
+    values = {}
+    for setting, default_name in TIMEOUTS.items():
+        value = overrides.get(setting)
+        if value is None:
+            value = getattr(settings, default_name)
+        values[setting] = duration(value, setting if setting in overrides else default_name)
+    return values
+
+
+# --- The runtime role --------------------------------------------------------------------
+
+
+def _known_context(connection: Any) -> tuple[str, ...] | None:
+    """The app.* values this transaction is known to hold (None: unknown, read them)."""
+    return getattr(connection, "hzm_known_context", None)
+
+
+@contextmanager
+def as_runtime_role(
+    using: str = DEFAULT_DB_ALIAS,
+    *,
+    statement_timeout: Any = None,
+    lock_timeout: Any = None,
+    idle_in_transaction_session_timeout: Any = None,
+) -> Iterator[None]:
+    """Run the block as the runtime role, with the context timeouts, in a transaction.
+
+    Without a tenant context the runtime role sees no tenant row: what it may do then is
+    call the lookups made for that moment (sessions, sign-in, API keys). Nested inside
+    another block of its own it costs nothing (timeouts given here then apply until the
+    block ends). Inside someone else's transaction the previous role and timeouts are
+    put back when the block ends.
+    """
+    connection = connections[using]
+    wanted = timeouts(
+        statement_timeout=statement_timeout,
+        lock_timeout=lock_timeout,
+        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+    )
+    outer_transaction = connection.in_atomic_block
+    with transaction.atomic(using=using):
+        if getattr(connection, "hzm_runtime_role", False):
+            overridden = {
+                name: wanted[name]
+                for name, value in (
+                    ("statement_timeout", statement_timeout),
+                    ("lock_timeout", lock_timeout),
+                    ("idle_in_transaction_session_timeout", idle_in_transaction_session_timeout),
+                )
+                if value is not None
+            }
+            previous = _set(connection, overridden) if overridden else {}
+            yield
+            if previous and not connection.needs_rollback:
+                _set(connection, previous, read_back=False)
+            return
+
+        previous = _set(connection, {"role": runtime_role(), **wanted}, read_back=outer_transaction)
+        saved_context = _known_context(connection)
+        connection.hzm_runtime_role = True
+        if not outer_transaction:
+            # A transaction of our own: no app.* setting has been made in it yet.
+            connection.hzm_known_context = EMPTY_CONTEXT
+        try:
+            yield
+        finally:
+            connection.hzm_runtime_role = False
+            connection.hzm_known_context = saved_context
+        if outer_transaction and not connection.needs_rollback:
+            # On error the savepoint's rollback undoes the SET LOCALs by itself (also when
+            # a failed query inside was answered, not raised: needs_rollback); on success
+            # they would outlive the block, so put the outer values back.
+            _set(connection, previous, read_back=False)
+
+
+def _set(connection: Any, values: dict[str, str], *, read_back: bool = True) -> dict[str, str]:
+    """SET LOCAL each setting in one statement; with read_back, return what they were."""
+    names = list(values)
+    with connection.cursor() as cursor:
+        previous: dict[str, str] = {}
+        if read_back:
+            cursor.execute("SELECT " + ", ".join("current_setting(%s)" for _ in names), names)
+            previous = dict(zip(names, cursor.fetchone(), strict=True))
+        cursor.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in names),
+            [item for name in names for item in (name, values[name])],
+        )
+    return previous
+
+
+# --- The tenant context --------------------------------------------------------------------
 
 
 def _active_tenant(connection: Any) -> int | None:
@@ -53,13 +164,18 @@ def tenant_context(
     ip_address: str | None = None,
     user_agent: str | None = None,
     using: str = DEFAULT_DB_ALIAS,
+    statement_timeout: Any = None,
+    lock_timeout: Any = None,
+    idle_in_transaction_session_timeout: Any = None,
 ) -> Iterator[None]:
     """Run the block as the runtime role, for one tenant, in one transaction.
 
     Re-entering for the same tenant nests (a savepoint); entering for another tenant
     while one is active raises TenantContextError. Used inside an outer transaction,
-    the previous role and an empty context are put back when the block ends, so the
-    outer transaction does not carry on as the tenant.
+    the previous role and context are put back when the block ends, so the outer
+    transaction does not carry on as the tenant. The timeouts (statement, lock, idle in
+    transaction) come from settings (HZM_STATEMENT_TIMEOUT, ...) unless given here, e.g.
+    statement_timeout="10min" for a long job.
     """
     if tenant_id is None:
         # Fail closed: a context without a tenant would show no rows anyway, and a
@@ -73,36 +189,50 @@ def tenant_context(
                 f"tenant context for tenant {active} is active on database {using!r}; "
                 f"refusing to enter tenant {tenant_id} inside it"
             )
-        with transaction.atomic(using=using):
+        with as_runtime_role(
+            using,
+            statement_timeout=statement_timeout,
+            lock_timeout=lock_timeout,
+            idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+        ):
             yield
         return
 
     outer_transaction = connection.in_atomic_block
-    with transaction.atomic(using=using):
+    with as_runtime_role(
+        using,
+        statement_timeout=statement_timeout,
+        lock_timeout=lock_timeout,
+        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+    ):
+        previous = _known_context(connection)
         with connection.cursor() as cursor:
-            # What the outer transaction had (e.g. an admin's audit actor), to put back.
+            if previous is None:
+                # What the outer transaction had (e.g. an admin's audit actor), to put back.
+                cursor.execute(
+                    "SELECT " + ", ".join("current_setting(%s, true)" for _ in CONTEXT_SETTINGS),
+                    list(CONTEXT_SETTINGS),
+                )
+                previous = tuple(value or "" for value in cursor.fetchone())
             cursor.execute(
-                "SELECT " + ", ".join(f"current_setting('{name}', true)" for name in _SETTINGS)
-            )
-            previous = cursor.fetchone()
-            cursor.execute(
-                "SELECT set_config('role', %s, true), "
-                "app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
-                [runtime_role(), tenant_id, user_id, request_id, ip_address, user_agent],
+                "SELECT app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
+                [tenant_id, user_id, request_id, ip_address, user_agent],
             )
         connection.hzm_tenant_id = tenant_id
+        connection.hzm_known_context = None
         try:
             yield
         finally:
             connection.hzm_tenant_id = None
-        if outer_transaction:
-            # On error the savepoint's rollback undoes the SET LOCALs by itself; on
-            # success they would outlive the block, so put the outer values back.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _SETTINGS),
-                    [item for pair in zip(_SETTINGS, previous, strict=True) for item in pair],
-                )
+            connection.hzm_known_context = previous
+        if not outer_transaction or connection.needs_rollback:
+            return  # the transaction (or the savepoint, rolled back) ends the context
+        # On error the savepoint's rollback restores the outer context by itself.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in CONTEXT_SETTINGS),
+                [item for pair in zip(CONTEXT_SETTINGS, previous, strict=True) for item in pair],
+            )
 
 
 def current_tenant(using: str = DEFAULT_DB_ALIAS) -> int | None:
@@ -135,6 +265,7 @@ def set_audit_actor(
             "SELECT app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
             [tenant_id, user_id, *metadata],
         )
+    connection.hzm_known_context = None
 
 
 def request_metadata(request: HttpRequest) -> tuple[str, str | None, str | None]:
@@ -160,14 +291,66 @@ def is_platform_staff(user: Any) -> bool:
     return bool(getattr(user, "is_staff", False))
 
 
+# --- Requests -------------------------------------------------------------------------------
+
+SERVE_MODES = ("all", "api", "admin")
+
+
+def site_part(path: str) -> str:
+    """Which part of the site a path is: 'admin', 'health', or 'app' (the API, sign-in)."""
+    if path == "/healthz":
+        return "health"
+    if path.startswith(settings.HZM_ADMIN_URL_PREFIX):
+        return "admin"
+    return "app"
+
+
+def not_served(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": {"code": "not_found", "message": f"{request.path} is not served here"}},
+            status=404,
+        )
+    return HttpResponseNotFound("Not found")
+
+
+class RuntimeRoleMiddleware:
+    """Runs each request of the application (not the admin) as the runtime role, in one transaction.
+
+    Goes before SessionMiddleware, so that loading and saving the session, the user
+    lookup and API-key authentication already run as the runtime role: the web login
+    itself may do nothing. A response of 500 or more rolls the transaction back.
+    settings.HZM_SERVE says which parts this process serves: "api" (the web process:
+    no admin), "admin" (the platform admin's process: only the admin and /healthz), or
+    "all" (development). The admin's requests run as the login itself, whose role
+    holds the admin's grants; /healthz makes its own checks.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        part = site_part(request.path)
+        serve = settings.HZM_SERVE
+        if (serve == "api" and part == "admin") or (serve == "admin" and part == "app"):
+            return not_served(request)
+        if part != "app":
+            return self.get_response(request)
+        with as_runtime_role():
+            response = self.get_response(request)
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+        return response
+
+
 class TenantContextMiddleware:
     """Runs each tenant-facing request inside tenant_context() for the signed-in user.
 
     Tenant users' requests run as the runtime role for their tenant, with the request
     id, client IP and user agent in the transaction for the audit trail. Anonymous
     requests, platform staff (the admin) and the paths of
-    settings.HZM_TENANT_CONTEXT_EXEMPT_PATHS (/healthz, which reads the migration
-    table) are left as they are. The request id is
+    settings.HZM_TENANT_CONTEXT_EXEMPT_PATHS (/healthz) are left as they are; the path
+    is checked first, so an exempt request never loads a session. The request id is
     returned in the X-Request-ID response header.
     """
 
@@ -176,23 +359,23 @@ class TenantContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.request_id = request_id_for(request)
-        user = getattr(request, "user", None)
-        if (
-            user is None
-            or not user.is_authenticated
-            or is_platform_staff(user)
-            or request.path in settings.HZM_TENANT_CONTEXT_EXEMPT_PATHS
+        if request.path in settings.HZM_TENANT_CONTEXT_EXEMPT_PATHS or (
+            site_part(request.path) == "admin"
         ):
             response = self.get_response(request)
         else:
-            request_id, ip_address, user_agent = request_metadata(request)
-            with tenant_context(
-                user.tenant_id,
-                user.pk,
-                request_id=request_id,
-                ip_address=ip_address,
-                user_agent=user_agent,
-            ):
+            user = getattr(request, "user", None)
+            if user is None or not user.is_authenticated or is_platform_staff(user):
                 response = self.get_response(request)
+            else:
+                request_id, ip_address, user_agent = request_metadata(request)
+                with tenant_context(
+                    user.tenant_id,
+                    user.pk,
+                    request_id=request_id,
+                    ip_address=ip_address,
+                    user_agent=user_agent,
+                ):
+                    response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
