@@ -80,6 +80,33 @@ def test_declarations_come_from_the_applied_migrations():
             "ERROR: cfg.languages: hzm_app lacks declared SELECT",
         ),
         ("ALTER ROLE hzm_app BYPASSRLS", "ERROR: role hzm_app: must not have BYPASSRLS"),
+        # Django's own tables too: the runtime role must never read the sessions.
+        (
+            "GRANT SELECT ON django_session TO hzm_app",
+            "ERROR: public.django_session: hzm_app has SELECT, not declared",
+        ),
+        # The platform admin's role (hzm 0004): exactly the admin's grants.
+        (
+            "GRANT SELECT ON core.api_keys TO hzm_app_admin",
+            "ERROR: core.api_keys: hzm_app_admin has SELECT, not declared",
+        ),
+        (
+            "REVOKE UPDATE ON core.tenants FROM hzm_app_admin",
+            "ERROR: core.tenants: hzm_app_admin lacks declared UPDATE",
+        ),
+        (
+            "ALTER ROLE hzm_app_admin BYPASSRLS",
+            "ERROR: role hzm_app_admin: must not have BYPASSRLS",
+        ),
+        # A service role's column grants.
+        (
+            "REVOKE SELECT (email) ON core.users FROM hzm_app_comms",
+            "ERROR: core.users: hzm_app_comms lacks declared SELECT (email)",
+        ),
+        (
+            "GRANT SELECT ON core.users TO hzm_app_comms",
+            "ERROR: core.users: hzm_app_comms has SELECT, not declared",
+        ),
         ("ALTER ROLE hzm_app_comms LOGIN", "ERROR: role hzm_app_comms: must not have LOGIN"),
         (
             "ALTER TABLE core.projects DROP CONSTRAINT fk_projects_tenant_user, "
