@@ -32,6 +32,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if 
 INSTALLED_APPS = [
     # django.contrib.admin, with the platform's admin site (hzm.admin.HzmAdminSite).
     "hzm.admin.HzmAdminConfig",
+    "hzm",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -39,7 +40,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "import_export",
-    "hzm",
     # Deployment safety: only its system checks (migration file names); no models.
     "hzm.deploy.apps.DeployConfig",
     "cfg",

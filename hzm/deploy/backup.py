@@ -10,16 +10,20 @@ A backup is <database>-<UTC time>-<8 hex of the applied migrations>.dump and a .
 sidecar: the applied migrations per app, the exact row count of every table, the row
 level security flags, policies and triggers per table, the roles it references, the
 server version and the dump's SHA-256. The counts and the dump come from one snapshot
-(pg_dump --snapshot), so they agree even while the application writes.
+(pg_dump --snapshot), so they agree even while the application writes. Both files hold
+every tenant's data: they are created readable by their owner only (0600), and a backup
+directory the command creates is 0700.
 """
 
 import glob
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -215,7 +219,7 @@ def rls_refusal(role: str, hidden: list[str], what: str) -> str:
         "policy' (or, with --enable-row-security, silently keep only the rows the policies "
         "show: none without a tenant context). Run it as a role with BYPASSRLS, e.g. a "
         f"dedicated backup role (ALTER ROLE {role} BYPASSRLS, as a superuser), through "
-        "MIGRATION_DATABASE_URL; see docs/deployment.md."
+        "MIGRATION_DATABASE_URL; see README, Releases."
     )
 
 
@@ -282,11 +286,32 @@ def _run(args: list[str], env: dict[str, str], what: str) -> str:
 
 # --- Backup -------------------------------------------------------------------------------------
 
+PRIVATE_UMASK = 0o077  # files 0600, directories 0700
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Create files (pg_dump's too: it inherits the umask) readable by their owner only.
+
+    Set before the files exist, rather than a chmod after writing: there is no moment in
+    which another user could open them. The umask is the process's: commands are single
+    threaded.
+    """
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
 
 def create_backup(connection: Any, directory: Path, say: Callable[[str], None] = print) -> Backup:
     """Dump the database of `connection` into `directory`, with its sidecar; return both."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    with private_files():
+        return _create_backup(connection, Path(directory), say)
+
+
+def _create_backup(connection: Any, directory: Path, say: Callable[[str], None]) -> Backup:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     connection.ensure_connection()
     pg_dump = client_program("pg_dump", connection.pg_version // 10000)
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
@@ -419,7 +444,7 @@ def _ensure_roles(cursor: Any, manifest: dict[str, Any], no_owner: bool, say: An
         raise BackupError(
             f"the backup references role(s) {', '.join(sorted({*grantees, *owners}))}, which "
             "this cluster lacks: roles belong to the cluster, not the dump. Create them first "
-            "(docs/deployment.md, 'Restoring on another cluster'); roles that only own objects "
+            "(README, Releases, 'Restoring on another cluster'); roles that only own objects "
             "can be left out with --no-owner (the restoring role then owns everything)."
         )
 

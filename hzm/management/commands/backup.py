@@ -16,8 +16,14 @@ class Command(MigrationConnectionCommand, BaseCommand):
         "Back up the database with pg_dump (custom format) to BACKUP_DIR as "
         "<database>-<UTC time>-<migration state>.dump, with a .json sidecar: applied "
         "migrations per app, row counts per table, row level security, policies and "
-        "triggers, roles and server version. Needs a role that bypasses row level security."
+        "triggers, roles and server version. Needs a role that bypasses row level security. "
+        "Files are readable by their owner only."
     )
+
+    def owner_needs(self, options: dict[str, Any]) -> dict[str, Any]:
+        # A backup role (BYPASSRLS, pg_read_all_data) will do; create_backup() itself names
+        # the tables row level security would hide.
+        return {"read_only": True}
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(

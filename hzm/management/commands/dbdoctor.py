@@ -5,15 +5,19 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from hzm.db.checks import diagnose
+from hzm.deploy.connection import MigrationConnectionCommand
 
 
-class Command(BaseCommand):
+class Command(MigrationConnectionCommand, BaseCommand):
     help = (
         "Check the live database against the code: row level security enabled and forced "
         "on every tenant table, the declared policies, triggers, tenant foreign keys and "
         "functions, and the runtime role's attributes and exact grants. Exits non-zero "
-        "naming each gap."
+        "naming each gap. Connects with MIGRATION_DATABASE_URL when it is set."
     )
+
+    def owner_needs(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--database", default="default", help="database alias to check")

@@ -33,6 +33,9 @@ class Command(MigrationConnectionCommand, BaseCommand):
             "back to).",
         )
 
+    def owner_needs(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {}  # the backup step names the tables row level security would hide from it
+
     def handle(self, *args: Any, **options: Any) -> None:
         self.connection = connections[DEFAULT_DB_ALIAS]
         self.options = options

@@ -33,9 +33,18 @@ class Command(MigrationConnectionCommand, BaseCommand):
             "cluster without the original owner role.",
         )
 
+    def owner_needs(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "bypass_rls": True,  # pg_restore COPYs into, and verify() counts, every tenant's rows
+            "create_database": self._target(options) if options["create"] else None,
+        }
+
+    def _target(self, options: dict[str, Any]) -> str:
+        return options["target_db"] or connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]
+
     def handle(self, *args: Any, **options: Any) -> None:
         connection = connections[DEFAULT_DB_ALIAS]
-        target = options["target_db"] or connection.settings_dict["NAME"]
+        target = self._target(options)
         try:
             problems, notes = restore_backup(
                 connection,

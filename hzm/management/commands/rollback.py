@@ -39,6 +39,12 @@ class Command(MigrationConnectionCommand, BaseCommand):
         parser.add_argument("--create", action="store_true", help="With --restore: create it.")
         parser.add_argument("--no-owner", action="store_true", help="With --restore: see restore.")
 
+    def owner_needs(self, options: dict[str, Any]) -> dict[str, Any]:
+        if not options["restore"]:
+            return {}
+        target = options["target_db"] or connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]
+        return {"bypass_rls": True, "create_database": target if options["create"] else None}
+
     def handle(self, *args: Any, **options: Any) -> None:
         connection = connections[DEFAULT_DB_ALIAS]
         try:

@@ -4,10 +4,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from hzm.deploy.connection import MigrationConnectionCommand
 from ops.retention import DEFAULT_BATCH_SIZE, RetentionRefused, prune_audit_logs
 
 
-class Command(BaseCommand):
+class Command(MigrationConnectionCommand, BaseCommand):
     help = (
         "Retention of ops.audit_logs: delete the rows older than --older-than-days, "
         "--batch-size rows per transaction, and record the prune itself in the audit trail "
@@ -26,6 +27,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
         parser.add_argument("--database", default="default", help="database alias")
+
+    def owner_needs(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

@@ -4,10 +4,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from hzm.deploy.connection import MigrationConnectionCommand
 from ops.retention import DEFAULT_MONTHS_AHEAD, RetentionRefused, prune_system_logs
 
 
-class Command(BaseCommand):
+class Command(MigrationConnectionCommand, BaseCommand):
     help = (
         "Retention of ops.system_logs (partitioned by month): drop the month partitions "
         "older than --older-than-months (the current month and that many before it are "
@@ -26,6 +27,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
         parser.add_argument("--database", default="default", help="database alias")
+
+    def owner_needs(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
