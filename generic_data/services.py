@@ -552,27 +552,19 @@ def _missing_references(
     return errors
 
 
-def _check_record_limit(adding: int) -> None:
-    """core.tenants.max_records: live rows of live tables, all projects together.
+# The record limit (core.tenants.max_records) is the database's: app.count_records(),
+# a trigger of app.generic_data (generic_data/migrations/0005), keeps each table's live
+# rows and refuses a statement that takes the tenant past its limit with this constraint.
+RECORD_LIMIT_CONSTRAINT = "tenant_max_records"
 
-    Writers of one tenant take a transaction-level advisory lock here, so two batches
-    cannot both see room for themselves; other tenants are not held up.
-    """
-    tenant = _tenant()
-    limit = Tenant.objects.get(pk=tenant).max_records
-    if limit is None:
-        return
-    (count,) = _fetchall(
-        "SELECT pg_advisory_xact_lock(hashtext('app.generic_data records'), %s), "
-        "(SELECT count(*) FROM app.generic_data AS g WHERE g.is_deleted = false AND g.table_id "
-        "IN (SELECT t.id FROM core.table_metadata AS t WHERE t.is_deleted = false))",
-        [tenant],
-    )[0][1:]
-    if count + adding > limit:
-        raise LimitExceeded(
-            f"the tenant has {count} records; {adding} more would exceed its plan's "
-            f"max_records ({limit})"
-        )
+
+def _limit_exceeded(error: IntegrityError) -> "LimitExceeded | None":
+    constraint, _detail = _constraint(error)
+    if constraint != RECORD_LIMIT_CONSTRAINT:
+        return None
+    cause = error.__cause__
+    message = cause.diag.message_primary if isinstance(cause, psycopg.Error) else str(error)
+    return LimitExceeded(message or "the tenant's max_records would be exceeded")
 
 
 _UNIQUE_DETAIL = re.compile(r"\(table_id, field, value\)=\((\d+), ([a-z][a-z0-9_]*), (.*)\)")
@@ -621,7 +613,6 @@ def create_rows(project_id: int, table: str, rows: Sequence[Any]) -> list[int]:
     errors += _missing_references(definition, cleaned)
     if errors:
         raise ValidationFailed(table, sorted(errors, key=lambda e: e.row or 0))
-    _check_record_limit(len(cleaned))
     ids: list[int] = []
     try:
         with transaction.atomic():
@@ -639,10 +630,10 @@ def create_rows(project_id: int, table: str, rows: Sequence[Any]) -> list[int]:
                     )
                 ]
     except IntegrityError as error:
-        conflict = _unique_conflict(definition, error, cleaned)
-        if conflict is None:
+        refusal = _limit_exceeded(error) or _unique_conflict(definition, error, cleaned)
+        if refusal is None:
             raise
-        raise conflict from None
+        raise refusal from None
     return ids
 
 

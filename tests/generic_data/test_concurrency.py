@@ -14,6 +14,9 @@ import pytest
 from django.db import connection
 
 from generic_data import services
+from generic_data.models import GenericData
+from hzm.db.columns import purge
+from hzm.db.context import tenant_context
 from tests.generic_data.conftest import as_tenant, make_project
 from tests.support import fetchone
 
@@ -147,3 +150,92 @@ def test_two_updates_to_one_value_cannot_both_win(table):
     assert results["first"] == "committed"
     assert isinstance(results["second"], services.Conflict)
     assert fetchone("SELECT data->>'sku' FROM app.generic_data WHERE id = %s", [b]) == ("B",)
+
+
+# --- The record limit (generic_data/migrations/0005): per tenant, in the database ------------
+
+
+def test_two_writers_of_one_tenant_cannot_both_take_its_last_record():
+    project = make_project(max_records=1)
+    with as_tenant(project):
+        services.define_table(project.pk, "a", [{"name": "n", "type": "integer"}])
+        services.define_table(project.pk, "b", [{"name": "n", "type": "integer"}])
+    inserted, release = threading.Event(), threading.Event()
+
+    def first() -> str:
+        with as_tenant(project):
+            services.create_rows(project.pk, "a", [{"n": 1}])
+            inserted.set()
+            assert release.wait(WAIT)
+        return "committed"
+
+    def second() -> list[int]:
+        assert inserted.wait(WAIT)
+        with as_tenant(project):  # another table: only the tenant's lock makes it wait
+            return services.create_rows(project.pk, "b", [{"n": 1}])
+
+    results: dict[str, Any] = {}
+    threads = [in_thread(first, results, "first"), in_thread(second, results, "second")]
+    wait_until_blocked("INSERT INTO app.generic_data")
+    release.set()
+    for thread in threads:
+        thread.join(WAIT)
+    assert results["first"] == "committed"
+    assert isinstance(results["second"], services.LimitExceeded)
+    assert "max_records (1)" in str(results["second"])
+    assert fetchone("SELECT count(*) FROM app.generic_data") == (1,)
+
+
+def test_a_tenant_holding_any_advisory_lock_does_not_hold_up_another_tenants_inserts():
+    """The old limit check took pg_advisory_xact_lock(hashtext('app.generic_data records'),
+    tenant): any tenant's code could take that key at session level and block the others."""
+    victim = make_project(max_records=100)
+    attacker = make_project()
+    with as_tenant(victim):
+        services.define_table(victim.pk, "a", [{"name": "n", "type": "integer"}])
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_key() -> str:
+        with as_tenant(attacker), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_lock(hashtext('app.generic_data records'), %s)",
+                [victim.tenant_id],
+            )
+            holding.set()
+            assert release.wait(WAIT)
+            cursor.execute("SELECT pg_advisory_unlock_all()")
+        return "released"
+
+    results: dict[str, Any] = {}
+    thread = in_thread(hold_the_key, results, "attacker")
+    assert holding.wait(WAIT)
+    try:
+        with tenant_context(victim.tenant_id, victim.user_id, lock_timeout="2s"):
+            ids = services.create_rows(victim.pk, "a", [{"n": 1}])
+    finally:
+        release.set()
+        thread.join(WAIT)
+    assert len(ids) == 1
+    assert results["attacker"] == "released"
+
+
+def test_the_record_counts_follow_inserts_soft_deletes_restores_and_purges():
+    project = make_project(max_records=None)
+    with as_tenant(project):
+        table = services.define_table(project.pk, "a", [{"name": "n", "type": "integer"}])
+        ids = services.create_rows(project.pk, "a", [{"n": i} for i in range(5)])
+        services.delete_row(project.pk, "a", ids[0])
+
+    def counted() -> int:
+        query = "SELECT live_records FROM app.record_counts WHERE table_id = %s"
+        return fetchone(query, [table.id])[0]
+
+    assert counted() == 4
+    # As the owner: a restore, then purges of a live and of a soft-deleted row.
+    GenericData.all_objects.filter(pk=ids[0]).update(is_deleted=False)
+    assert counted() == 5
+    purge(GenericData.all_objects.filter(pk=ids[1]))
+    assert counted() == 4
+    GenericData.all_objects.filter(pk=ids[2]).delete()  # soft
+    purge(GenericData.all_objects.filter(pk=ids[2]))
+    assert counted() == 3
