@@ -3,9 +3,10 @@
 from django.db import models
 
 from hzm.db import fields
+from hzm.db.columns import WritesOnlyChanges
 
 
-class Language(models.Model):
+class Language(WritesOnlyChanges):
     """cfg.languages: a language the platform can show (ISO code, names, text direction)."""
 
     code = models.CharField(max_length=10, primary_key=True)
@@ -22,7 +23,7 @@ class Language(models.Model):
         return f"{self.code} ({self.name})" if self.name else self.code
 
 
-class Currency(models.Model):
+class Currency(WritesOnlyChanges):
     """cfg.currencies: an ISO 4217 currency with its symbol and decimal digits."""
 
     code = models.CharField(max_length=3, primary_key=True)

@@ -187,6 +187,11 @@ from hzm.secrets import parse_encryption_keys  # noqa: E402
 
 parse_encryption_keys(HZM_ENCRYPTION_KEY)
 
+# JSON fixtures remember the fields each row names, so that loaddata of a row that exists
+# writes only those that differ (hzm.db.columns.WritesOnlyChanges): reloading reference
+# data changes nothing, bumps no version and writes no audit row.
+SERIALIZATION_MODULES = {"json": "hzm.db.fixtures"}
+
 # django-import-export (translations in the admin): every import runs in a transaction,
 # rolled back whole on any row error; the admin sets the audit actor inside it.
 IMPORT_EXPORT_USE_TRANSACTIONS = True

@@ -9,10 +9,14 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.management.commands import changepassword
 from django.core.management import CommandError, call_command
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
+from django.db.models import Max
 
+from billing.models import Plan
 from cfg.models import Currency, Language
 from core.models import PLATFORM_ADMIN_ROLE, PLATFORM_TENANT_SLUG, Tenant, User
+from core.rbac import Permission, Role, RolePermission
+from ops.models import AuditLog
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +63,60 @@ def test_reloading_updates_a_changed_row_back_to_the_fixture():
     Language.objects.filter(code="tr").update(native_name="Turkce")
     load("001_default_languages")
     assert Language.objects.get(code="tr").native_name == "Türkçe"
+
+
+ALL_FIXTURES = (*FIXTURES, "004_default_rbac", "005_default_plans")
+
+
+def reference_rows() -> dict[str, list[tuple]]:
+    """Every reference row as stored, with its bookkeeping columns where it has them."""
+    rows = {}
+    for model in (Language, Currency, Tenant, User, Permission, Role, RolePermission, Plan):
+        names = [field.attname for field in model._meta.concrete_fields]
+        rows[model._meta.label] = list(model._base_manager.order_by("pk").values_list(*names))
+    return rows
+
+
+def last_audit_id() -> int:
+    return AuditLog.objects.aggregate(last=Max("id"))["last"] or 0
+
+
+def test_loading_the_reference_data_again_writes_nothing():
+    load(*ALL_FIXTURES)
+    with connection.cursor() as cursor:
+        # A row created long ago: a reload would set created_at to now() again.
+        cursor.execute("UPDATE core.tenants SET created_at = '2020-01-02T03:04:05Z'")
+    before, audited = reference_rows(), last_audit_id()
+
+    load(*ALL_FIXTURES)
+    load(*ALL_FIXTURES)
+
+    assert reference_rows() == before  # versions, created_at and updated_at included
+    assert list(AuditLog.objects.filter(id__gt=audited)) == []
+    platform = Tenant.objects.get(slug=PLATFORM_TENANT_SLUG)
+    assert platform.created_at.year == 2020
+
+
+def test_reloading_writes_only_the_column_that_differs():
+    load(*ALL_FIXTURES)
+    Language.objects.filter(code="tr").update(native_name="Turkce")
+    audited = last_audit_id()
+    load(*ALL_FIXTURES)
+    (change,) = AuditLog.objects.filter(id__gt=audited)
+    assert (change.action, change.entity_type) == ("UPDATE", "cfg.languages")
+    assert change.entity_id == "tr"
+    differs = {key for key in change.new_values if change.new_values[key] != change.old_values[key]}
+    assert differs == {"native_name"}
+    assert Language.objects.get(code="tr").native_name == "Türkçe"
+
+
+def test_columns_the_fixture_leaves_out_keep_their_value_on_a_reload():
+    load(*ALL_FIXTURES)
+    Tenant.objects.filter(slug=PLATFORM_TENANT_SLUG).update(domain="hzm.example.com")
+    User.objects.filter(email="admin@hzm.local").update(last_login="2026-01-02T03:04:05Z")
+    load(*ALL_FIXTURES)
+    assert Tenant.objects.get(slug=PLATFORM_TENANT_SLUG).domain == "hzm.example.com"
+    assert User.objects.get(email="admin@hzm.local").last_login.year == 2026
 
 
 def test_languages_have_english_and_native_names_and_direction():

@@ -7,6 +7,10 @@ DEFAULT but no NOT NULL.
 The triggers do the work; these classes make the ORM agree with them:
 - Versioned: app.touch_row bumps `version` on every UPDATE; save() uses it to refuse
   a stale write (optimistic concurrency) instead of silently losing an update.
+- WritesOnlyChanges (Versioned includes it): loaddata's save of a row that exists
+  writes only the columns the fixture names whose value differs, and nothing at all
+  when none does, so reloading reference data bumps no version, resets no created_at
+  and writes no audit row.
 - SoftDeletable: app.soft_delete turns DELETE into is_deleted = true; the default
   manager hides deleted rows, `all_objects` shows them, restore() brings one back.
 """
@@ -15,6 +19,7 @@ from typing import Any
 
 from django.db import models, router, transaction
 from django.db.models import Q, Value
+from django.db.models.expressions import DatabaseDefault
 from django.db.models.functions import Cast
 
 from hzm.db.expressions import Now
@@ -44,7 +49,65 @@ class StaleObjectError(Exception):
     """A save() found the row changed since it was read (its version moved on)."""
 
 
-class Versioned(models.Model):
+# Set by hzm.db.fixtures' deserializer on each object it builds: the attnames of the
+# fields its fixture entry names.
+FIXTURE_FIELDS = "_hzm_fixture_fields"
+
+
+def written_fields(instance: models.Model, stored: models.Model) -> list[str]:
+    """The fields a raw (fixture) save of `instance` must write over the row `stored`.
+
+    Only the fields the fixture names (all of them if it is not known), never one left
+    to its database default (created_at, version: a DatabaseDefault marker), and only
+    those whose value differs from the stored one.
+    """
+    named = getattr(instance, FIXTURE_FIELDS, None)
+    return [
+        field.attname
+        for field in instance._meta.local_concrete_fields
+        if not field.primary_key
+        and not field.generated
+        and (named is None or field.attname in named)
+        and not isinstance(getattr(instance, field.attname), DatabaseDefault)
+        and getattr(instance, field.attname) != getattr(stored, field.attname)
+    ]
+
+
+class WritesOnlyChanges(models.Model):
+    """A raw save (loaddata) of an existing row writes only what the fixture changes.
+
+    Django's loaddata UPDATEs every column of every fixture object, so reloading the
+    same fixture would bump each row's version, set created_at to its database default
+    again and write an audit row per row. Here the stored row is read first (after the
+    pre_save signals, which may keep a stored value, as core.signals does for a
+    password), and only written_fields() are updated; nothing, when none differs.
+    """
+
+    class Meta:
+        abstract = True
+
+    def _save_table(
+        self,
+        raw=False,
+        cls=None,
+        force_insert=False,
+        force_update=False,
+        using=None,
+        update_fields=None,
+    ):
+        model = cls or type(self)
+        if raw and update_fields is None and not force_insert and not model._meta.is_composite_pk:
+            pk = self._get_pk_val(model._meta)
+            stored = None if pk is None else model._base_manager.using(using).filter(pk=pk).first()
+            if stored is not None:
+                changed = written_fields(self, stored)
+                if not changed:
+                    return True  # the row exists as the fixture has it: an update of nothing
+                update_fields = changed
+        return super()._save_table(raw, cls, force_insert, force_update, using, update_fields)
+
+
+class Versioned(WritesOnlyChanges):
     """version, created_at, updated_at: app.touch_row bumps version and updated_at."""
 
     version = models.IntegerField(null=True, db_default=1)
