@@ -85,17 +85,16 @@ class RecordCount(models.Model):
     kept by statement-level triggers on app.generic_data instead (app.count_records(),
     SECURITY DEFINER), which also refuse a statement that takes the tenant past its
     limit: one row per table, summed over the tenant's live tables. The runtime role has
-    no privilege on it. No foreign key: a purged table's rows are deleted first (their
-    count goes to 0), and table ids are never reused.
+    no privilege on it. Like GenericDataUnique, no tenant_id: table ids are global (the
+    tenant is the table's). No foreign key: a purged table's rows are deleted first
+    (their count goes to 0), and table ids are never reused.
     """
 
     table_id = models.IntegerField(primary_key=True)
-    tenant_id = models.IntegerField()
     live_records = models.BigIntegerField(db_default=0)
 
     class Meta:
         db_table = 'app"."record_counts'
-        indexes = [models.Index(fields=["tenant_id"], name="idx_record_counts_tenant")]
 
     def __str__(self) -> str:
         return f"{self.live_records} live rows in table {self.table_id}"

@@ -14,7 +14,9 @@ foreign key checks, which take KEY SHARE, do not wait, and no tenant-facing role
 lock that row), then updates the counts, then compares the sum over the tenant's live
 tables with core.tenants.max_records, refusing with check_violation and the constraint
 name tenant_max_records (generic_data.services reports it as LimitExceeded). SECURITY
-DEFINER with a pinned search_path; EXECUTE for nobody (triggers need none).
+DEFINER with a pinned search_path; EXECUTE for nobody (triggers need none). Like
+app.generic_data_unique, the counts have no tenant_id (table ids are global; the tenant
+is the table's, in core.table_metadata) and no role but the owner may touch them.
 """
 
 from django.db import migrations, models
@@ -46,9 +48,9 @@ BEGIN
 
   -- 2. The counts: +1 for each live row the statement made, -1 for each it ended.
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO app.record_counts AS c (table_id, tenant_id, live_records)
-    SELECT n.table_id, n.tenant_id, count(*) FROM new_rows AS n
-    WHERE n.is_deleted IS NOT TRUE GROUP BY 1, 2
+    INSERT INTO app.record_counts AS c (table_id, live_records)
+    SELECT n.table_id, count(*) FROM new_rows AS n
+    WHERE n.is_deleted IS NOT TRUE GROUP BY 1
     ON CONFLICT (table_id) DO UPDATE SET live_records = c.live_records + excluded.live_records;
   ELSIF TG_OP = 'DELETE' THEN
     UPDATE app.record_counts AS c SET live_records = c.live_records - d.ended
@@ -56,13 +58,12 @@ BEGIN
           WHERE o.is_deleted IS NOT TRUE GROUP BY 1) AS d
     WHERE c.table_id = d.table_id;
   ELSE
-    INSERT INTO app.record_counts AS c (table_id, tenant_id, live_records)
-    SELECT d.table_id, d.tenant_id, sum(d.delta) FROM (
-      SELECT n.table_id, n.tenant_id, 1 AS delta FROM new_rows AS n
-      WHERE n.is_deleted IS NOT TRUE
+    INSERT INTO app.record_counts AS c (table_id, live_records)
+    SELECT d.table_id, sum(d.delta) FROM (
+      SELECT n.table_id, 1 AS delta FROM new_rows AS n WHERE n.is_deleted IS NOT TRUE
       UNION ALL
-      SELECT o.table_id, o.tenant_id, -1 FROM old_rows AS o WHERE o.is_deleted IS NOT TRUE
-    ) AS d GROUP BY 1, 2 HAVING sum(d.delta) <> 0
+      SELECT o.table_id, -1 FROM old_rows AS o WHERE o.is_deleted IS NOT TRUE
+    ) AS d GROUP BY 1 HAVING sum(d.delta) <> 0
     ON CONFLICT (table_id) DO UPDATE SET live_records = c.live_records + excluded.live_records;
   END IF;
 
@@ -71,9 +72,9 @@ BEGIN
     SELECT t.max_records INTO v_limit FROM core.tenants AS t WHERE t.id = v_tenant;
     CONTINUE WHEN v_limit IS NULL;
     SELECT coalesce(sum(c.live_records), 0) INTO v_total
-    FROM app.record_counts AS c
-    JOIN core.table_metadata AS m ON m.id = c.table_id AND m.is_deleted IS NOT TRUE
-    WHERE c.tenant_id = v_tenant;
+    FROM core.table_metadata AS m
+    JOIN app.record_counts AS c ON c.table_id = m.id
+    WHERE m.tenant_id = v_tenant AND m.is_deleted IS NOT TRUE;
     IF v_total > v_limit THEN
       IF TG_OP = 'INSERT' THEN
         SELECT count(*) INTO v_added FROM new_rows AS n
@@ -92,9 +93,9 @@ END"""
 
 # The counts of the rows already there, once the triggers hold the table.
 BACKFILL = """
-INSERT INTO app.record_counts (table_id, tenant_id, live_records)
-SELECT g.table_id, g.tenant_id, count(*) FILTER (WHERE g.is_deleted IS NOT TRUE)
-FROM app.generic_data AS g GROUP BY 1, 2
+INSERT INTO app.record_counts (table_id, live_records)
+SELECT g.table_id, count(*) FILTER (WHERE g.is_deleted IS NOT TRUE)
+FROM app.generic_data AS g GROUP BY 1
 """
 
 
@@ -106,13 +107,9 @@ class Migration(migrations.Migration):
             name="RecordCount",
             fields=[
                 ("table_id", models.IntegerField(primary_key=True, serialize=False)),
-                ("tenant_id", models.IntegerField()),
                 ("live_records", models.BigIntegerField(db_default=0)),
             ],
-            options={
-                "db_table": 'app"."record_counts',
-                "indexes": [models.Index(fields=["tenant_id"], name="idx_record_counts_tenant")],
-            },
+            options={"db_table": 'app"."record_counts'},
         ),
         InstallFunction(
             name="app.count_records",
