@@ -8,6 +8,7 @@ database role, even when the run stops half-way.
 
 import datetime
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -85,14 +86,17 @@ def prune_system_logs(
     today: datetime.date | None = None,
     dry_run: bool = False,
     using: str = DEFAULT_DB_ALIAS,
+    on_step: Callable[[str], None] | None = None,
 ) -> SystemLogsPruned:
     """Drop the month partitions older than `older_than_months`, create the coming ones.
 
     Keeps the current month and the `older_than_months` before it; makes sure the
     current month and `months_ahead` after it have partitions; deletes rows older
     than the cutoff from the default partition too. Each step commits on its own, so
-    a drop holds its lock on the table only briefly.
+    a drop holds its lock on the table only briefly; `on_step` is told of each one
+    when it has committed ("created ops.system_logs_2027_01").
     """
+    done = on_step or (lambda message: None)
     schema, table = SYSTEM_LOGS
     require_table_owner(schema, table, using)
     today = today or datetime.datetime.now(datetime.UTC).date()
@@ -111,13 +115,15 @@ def prune_system_logs(
             )
             result.deleted_from_default = cursor.fetchone()[0]
         return result
-    for month in create:
+    for month, name in zip(create, result.created, strict=True):
         with transaction.atomic(using=using), connection.cursor() as cursor:
             for statement in partitions.create_month_partition(schema, table, PARTITION_KEY, month):
                 cursor.execute(statement)
+        done(f"created {schema}.{name}")
     for name in drop:
         with transaction.atomic(using=using), connection.cursor() as cursor:
             cursor.execute(partitions.drop_table(schema, name))
+        done(f"dropped {schema}.{name}")
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute(
             partitions.delete_from_default_before(schema, table, PARTITION_KEY), [cutoff_instant]
@@ -134,6 +140,7 @@ def prune_system_logs(
             },
             using=using,
         )
+    done(f"deleted {result.deleted_from_default:,} rows before {cutoff} from the default partition")
     return result
 
 
@@ -166,10 +173,12 @@ def prune_audit_logs(
     batch_size: int = DEFAULT_BATCH_SIZE,
     dry_run: bool = False,
     using: str = DEFAULT_DB_ALIAS,
+    on_batch: Callable[[int], None] | None = None,
 ) -> AuditLogsPruned:
     """Delete audit rows older than `older_than_days` days, `batch_size` rows per transaction.
 
-    Bounded batches keep each transaction's locks and WAL small on a large trail.
+    Bounded batches keep each transaction's locks and WAL small on a large trail;
+    `on_batch` is told the rows deleted so far after each one has committed.
     Whatever happens, a PRUNE row is added to the trail afterwards recording the
     cutoff, the rows deleted, the role, and whether the run completed.
     """
@@ -194,6 +203,8 @@ def prune_audit_logs(
                 count = cursor.rowcount
             deleted += count
             batches += 1
+            if on_batch is not None:
+                on_batch(deleted)
             if count < batch_size:
                 break
         completed = True

@@ -8,6 +8,7 @@ from django.apps.registry import Apps
 from django.core.management import CommandError, call_command
 from django.db import connection, models
 
+from hzm import progress
 from hzm.db import partitions
 from hzm.db.context import tenant_context
 from hzm.db.operations import runtime_role
@@ -402,6 +403,40 @@ def test_prune_audit_logs_command():
     assert "deleted 1 rows" in out.getvalue() and "recorded as PRUNE" in out.getvalue()
     with pytest.raises(CommandError, match="older_than_days must be at least 1, got 0"):
         call_command("prune_audit_logs", "--older-than-days", "0")
+
+
+@db
+def test_the_retention_commands_report_progress_and_are_quiet_at_verbosity_0(monkeypatch):
+    monkeypatch.setattr(progress, "INTERVAL", 0)  # a line at every batch, not every 2 s
+    old_audit_rows(5, days=400)
+    out = StringIO()
+    call_command("prune_audit_logs", "--older-than-days", "365", "--batch-size", "2", stdout=out)
+    lines = out.getvalue().splitlines()
+    deleting = [line for line in lines if line.startswith("ops.audit_logs: deleting: ")]
+    assert [line.split(": ")[2].split(",")[0] for line in deleting] == [
+        "2 rows",
+        "4 rows",
+        "5 rows",
+        "5 rows",  # the closing line
+    ]
+    assert all(" s, " in line and "rows/s" in line for line in deleting), deleting
+
+    out = StringIO()
+    call_command("prune_system_logs", "--older-than-months", "3", stdout=out)
+    steps = out.getvalue().splitlines()
+    assert steps[0].startswith("ops.system_logs: 1 steps, ")
+    assert "(created ops.system_logs_" in steps[0]
+    assert "from the default partition)" in steps[-2]
+
+    old_audit_rows(3, days=400)
+    for command, option, value in (
+        ("prune_audit_logs", "--older-than-days", "365"),
+        ("prune_system_logs", "--older-than-months", "3"),
+    ):
+        out = StringIO()
+        call_command(command, option, value, verbosity=0, stdout=out)
+        assert out.getvalue() == "", command
+    assert not AuditLog.objects.filter(action="UPDATE", entity_type="core.projects").exists()
 
 
 @db

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from hzm.deploy.connection import MigrationConnectionCommand
+from hzm.progress import Progress, for_verbosity
 from ops.retention import DEFAULT_BATCH_SIZE, RetentionRefused, prune_audit_logs
 
 
@@ -32,21 +33,28 @@ class Command(MigrationConnectionCommand, BaseCommand):
         return {}
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Periodic lines while it deletes (-v 0: none, and no summary either).
+        write = for_verbosity(self.stdout.write, options["verbosity"])
+        progress = Progress("ops.audit_logs: deleting", write)
         try:
             result = prune_audit_logs(
                 options["older_than_days"],
                 batch_size=options["batch_size"],
                 dry_run=options["dry_run"],
                 using=options["database"],
+                on_batch=lambda deleted: progress.update(rows=deleted),
             )
         except (RetentionRefused, ValueError) as error:
             raise CommandError(str(error)) from error
+        if write is None:
+            return
         if options["dry_run"]:
             self.stdout.write(
                 f"ops.audit_logs: would delete {result.deleted} rows older than "
                 f"{result.cutoff.isoformat()}"
             )
         else:
+            progress.finish()
             self.stdout.write(
                 f"ops.audit_logs: deleted {result.deleted} rows older than "
                 f"{result.cutoff.isoformat()} in {result.batches} batch(es); recorded as PRUNE"

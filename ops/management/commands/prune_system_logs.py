@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from hzm.deploy.connection import MigrationConnectionCommand
+from hzm.progress import Progress, for_verbosity
 from ops.retention import DEFAULT_MONTHS_AHEAD, RetentionRefused, prune_system_logs
 
 
@@ -32,16 +33,36 @@ class Command(MigrationConnectionCommand, BaseCommand):
         return {}
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # A line per step as it commits, with the time so far (-v 0: nothing at all).
+        write = for_verbosity(self.stdout.write, options["verbosity"])
+        progress = Progress("ops.system_logs", write, unit="steps", interval=0)
+        steps = 0
+
+        def step(message: str) -> None:
+            nonlocal steps
+            steps += 1
+            progress.update(rows=steps, note=message)
+
         try:
             result = prune_system_logs(
                 options["older_than_months"],
                 months_ahead=options["months_ahead"],
                 dry_run=options["dry_run"],
                 using=options["database"],
+                on_step=step,
             )
         except (RetentionRefused, ValueError) as error:
             raise CommandError(str(error)) from error
-        verb = "would " if options["dry_run"] else ""
+        if write is None:
+            return
+        if not options["dry_run"]:
+            self.stdout.write(
+                f"ops.system_logs: keeping from {result.cutoff.isoformat()}; dropped "
+                f"{len(result.dropped)}, created {len(result.created)} partition(s), deleted "
+                f"{result.deleted_from_default} older rows from the default partition"
+            )
+            return
+        verb = "would "
         for name in result.dropped:
             self.stdout.write(f"{verb}drop ops.{name}")
         for name in result.created:
