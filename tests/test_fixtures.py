@@ -1,6 +1,7 @@
 """Reference data through loaddata, and platform admins through createsuperuser/changepassword."""
 
 import json
+from io import StringIO
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -16,6 +17,7 @@ from billing.models import Plan
 from cfg.models import Currency, Language
 from core.models import PLATFORM_ADMIN_ROLE, PLATFORM_TENANT_SLUG, Tenant, User
 from core.rbac import Permission, Role, RolePermission
+from hzm import progress
 from ops.models import AuditLog
 from tests.factories import UserFactory
 
@@ -117,6 +119,42 @@ def test_columns_the_fixture_leaves_out_keep_their_value_on_a_reload():
     load(*ALL_FIXTURES)
     assert Tenant.objects.get(slug=PLATFORM_TENANT_SLUG).domain == "hzm.example.com"
     assert User.objects.get(email="admin@hzm.local").last_login.year == 2026
+
+
+def test_missing_only_adds_the_missing_rows_and_leaves_the_others_as_they_are():
+    load(*ALL_FIXTURES)
+    Language.objects.filter(code="tr").update(native_name="Turkce")
+    Currency.objects.filter(code="TRY").delete()
+    audited = last_audit_id()
+    call_command("loaddata", *ALL_FIXTURES, missing_only=True, verbosity=0)
+    assert Language.objects.get(code="tr").native_name == "Turkce"
+    assert Currency.objects.get(code="TRY").symbol == "₺"
+    changes = AuditLog.objects.filter(id__gt=audited).values_list("action", "entity_type")
+    assert list(changes) == [("INSERT", "cfg.currencies")]
+
+
+def test_loaddata_reports_progress_and_is_quiet_at_verbosity_0(monkeypatch):
+    monkeypatch.setattr(progress, "INTERVAL", 0)  # a line per row, not every 2 s
+    rows = sum(
+        len(json.loads(path.read_text()))
+        for path in Path(settings.BASE_DIR).glob("*/fixtures/00[1-5]_*.json")
+    )
+    out = StringIO()
+    call_command("loaddata", *ALL_FIXTURES, verbosity=1, stdout=out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("loaddata: ")]
+    assert len(lines) == rows + 2  # the start, one per row, the end
+    assert lines[-1].startswith(f"loaddata: {rows:,} rows, ")
+    assert lines[-1].split(", ")[1].endswith(" s") and "rows/s" in lines[-1]
+
+    out = StringIO()
+    call_command("loaddata", *ALL_FIXTURES, missing_only=True, verbosity=1, stdout=out)
+    assert out.getvalue().splitlines()[-1].endswith(
+        f"({rows:,} already present, left as they are)"
+    )
+
+    out = StringIO()
+    call_command("loaddata", *ALL_FIXTURES, verbosity=0, stdout=out)
+    assert out.getvalue() == ""
 
 
 def test_languages_have_english_and_native_names_and_direction():
