@@ -74,6 +74,16 @@ def require_limits(value: Any) -> dict:
     return value
 
 
+def keep_stored_order(stored: list[str] | None, chosen: list[str]) -> list[str]:
+    """`chosen` in the order `stored` has them, the newly chosen after them.
+
+    A multiple choice field returns its choices in the page's order, not the row's:
+    without this, saving [en, tr, de, fr] unchanged would store [de, en, fr, tr].
+    """
+    kept = [code for code in stored or [] if code in chosen]
+    return kept + [code for code in chosen if code not in kept]
+
+
 def url_field() -> forms.URLField:
     # Declared, not generated: Django 5.2's generated URLField warns about its default scheme.
     return forms.URLField(
@@ -154,6 +164,14 @@ class TenantForm(forms.ModelForm):
         if value is None and not str(self.data.get(self.add_prefix(name)) or "").strip():
             return {}
         return value
+
+    def clean_supported_languages(self) -> list[str]:
+        stored = self.instance.supported_languages if self.instance.pk else None
+        return keep_stored_order(stored, self.cleaned_data["supported_languages"])
+
+    def clean_supported_currencies(self) -> list[str]:
+        stored = self.instance.supported_currencies if self.instance.pk else None
+        return keep_stored_order(stored, self.cleaned_data["supported_currencies"])
 
     def clean_features(self) -> dict:
         return require_object("features", self._json_object("features"))

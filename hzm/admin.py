@@ -16,6 +16,7 @@ This module is imported while the app registry is still loading (HzmAdminConfig)
 it imports no models at module level.
 """
 
+import copy
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -203,12 +204,52 @@ def referencing_rows(objs: list[models.Model]) -> list[str]:
     return found
 
 
-class PlatformAdminMixin(AuditedAdminMixin):
-    """Audited writes, database defaults as initial values, refused deletes named.
+# The values of a row as the change view read it, kept on the instance by get_object().
+LOADED_VALUES = "_hzm_loaded_values"
 
-    A mixin, so that it can stand before other ModelAdmin mixins (django-import-export's
-    must come before ModelAdmin too); PlatformModelAdmin is it with ModelAdmin.
+
+def loaded_values(obj: models.Model) -> dict[str, Any]:
+    """A copy of `obj`'s column values (those it has loaded), to compare with after an edit."""
+    return {
+        field.attname: copy.deepcopy(obj.__dict__[field.attname])
+        for field in obj._meta.concrete_fields
+        if field.attname in obj.__dict__ and not field.primary_key and not field.generated
+    }
+
+
+def changed_columns(obj: models.Model, loaded: dict[str, Any]) -> list[str]:
+    """The columns of `obj` whose value differs from the one it was loaded with."""
+    return [name for name, before in loaded.items() if getattr(obj, name) != before]
+
+
+class PlatformAdminMixin(AuditedAdminMixin):
+    """Audited writes of only what changed, database defaults as initial values, refused
+    deletes named.
+
+    Saving a change writes only the columns whose value the edit changed (save() with
+    update_fields): a field nobody touched is not written, so it keeps its stored form
+    (an array's order) and the audit row shows only the edit; nothing changed, nothing
+    is written. A mixin, so that it can stand before other ModelAdmin mixins
+    (django-import-export's must come before ModelAdmin too); PlatformModelAdmin is it
+    with ModelAdmin.
     """
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            setattr(obj, LOADED_VALUES, loaded_values(obj))
+        return obj
+
+    def save_model(self, request, obj, form, change):
+        loaded = getattr(obj, LOADED_VALUES, None) if change else None
+        if loaded is None:
+            return super().save_model(request, obj, form, change)
+        changed = changed_columns(obj, loaded)
+        if changed:
+            with self.audited(request):
+                # Versioned's optimistic check still applies: the UPDATE names the version read.
+                obj.save(update_fields=changed)
+            setattr(obj, LOADED_VALUES, loaded_values(obj))
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         # An add form starts from the values the database would fill in, so leaving a

@@ -307,6 +307,58 @@ def test_a_tenant_edit_is_saved_and_audited_with_the_admin_as_actor(
     assert (update.old_values["name"], update.new_values["name"]) == ("Acme", "Acme Corp")
 
 
+def test_saving_only_a_tenant_s_name_writes_and_audits_only_the_name(
+    signed_in: Any, platform_admin: User, tenant: Tenant
+):
+    Tenant.objects.filter(pk=tenant.pk).update(
+        supported_languages=["en", "tr", "de", "fr"], supported_currencies=["USD", "EUR", "TRY"]
+    )
+    tenant.refresh_from_db()
+    # As a browser posts the form: the checked boxes in the page's order, not the row's.
+    posted = tenant_post(
+        tenant,
+        name="Acme Renamed",
+        supported_languages=["de", "en", "fr", "tr"],
+        supported_currencies=["EUR", "TRY", "USD"],
+    )
+    before = last_audit_id(tenant)
+    response = signed_in.post(change_url(tenant), posted)
+    assert response.status_code == 302, form_errors(response)
+    saved = Tenant.objects.get(pk=tenant.pk)
+    assert saved.name == "Acme Renamed"
+    assert saved.supported_languages == ["en", "tr", "de", "fr"]
+    assert saved.supported_currencies == ["USD", "EUR", "TRY"]
+    (update,) = audit_rows(Tenant, tenant.pk, id__gt=before)
+    assert update.action == "UPDATE"
+    assert update.user_id == platform_admin.pk
+    differs = {
+        key for key in update.new_values if update.new_values[key] != update.old_values.get(key)
+    }
+    # updated_at too, in production; in a test, now() is the test transaction's start.
+    assert differs - {"updated_at"} == {"name", "version"}
+
+
+def test_saving_a_tenant_unchanged_writes_nothing(signed_in: Any, tenant: Tenant):
+    before = last_audit_id(tenant)
+    response = signed_in.post(change_url(tenant), tenant_post(tenant))
+    assert response.status_code == 302, form_errors(response)
+    assert not audit_rows(Tenant, tenant.pk, id__gt=before).exists()
+    assert Tenant.objects.get(pk=tenant.pk).version == tenant.version
+
+
+def test_a_language_added_to_a_tenant_goes_after_the_stored_ones(signed_in: Any, tenant: Tenant):
+    response = signed_in.post(
+        change_url(tenant), tenant_post(tenant, supported_languages=["de", "en", "fr"])
+    )
+    assert response.status_code == 302, form_errors(response)
+    assert Tenant.objects.get(pk=tenant.pk).supported_languages == ["en", "de", "fr"]
+
+
+def last_audit_id(tenant: Tenant) -> int:
+    last = audit_rows(Tenant, tenant.pk).last()
+    return last.id if last else 0
+
+
 def test_a_tenant_added_in_the_admin_starts_from_the_database_defaults(
     signed_in: Any, platform_admin: User
 ):
