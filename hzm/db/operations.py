@@ -8,7 +8,8 @@ two helpers in swapped order. Table operations take a model name and find the
 table in the migration state, never in today's models.
 """
 
-import sys
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from django.db.migrations.operations.base import Operation
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.models import NOT_PROVIDED, GeneratedField
 
+from hzm import progress
 from hzm.db import sql
 
 
@@ -697,25 +699,52 @@ class AddNotNullColumnSafely(NotInTransactionMixin, FieldOperation):
 
 @contextmanager
 def _backfill_progress(schema_editor: Any) -> Iterator[None]:
-    """Print the backfill's RAISE NOTICE progress lines while the steps run (not in sqlmigrate)."""
-    if schema_editor.collect_sql:
+    """Show the backfill's RAISE NOTICE progress lines while the steps run (not in sqlmigrate).
+
+    At most one line per hzm.progress.INTERVAL, and the last one always, each with the
+    time so far and the rate; to the running command's progress writer (migrate: its
+    stdout, none at -v 0). The notices must reach the client whatever its
+    client_min_messages (PGOPTIONS='-c client_min_messages=warning' is common): the
+    session's setting is raised to notice for the steps and put back afterwards.
+    """
+    write = progress.current_writer()
+    if schema_editor.collect_sql or write is None:
         yield
         return
+    started = time.monotonic()
+    shown = {"at": started, "last": None, "pending": False}
+
+    def line(message: str) -> str:
+        elapsed = time.monotonic() - started
+        filled = re.search(r": (\d+) rows filled", message)
+        rate = f", {int(filled[1]) / elapsed:,.0f} rows/s" if filled and elapsed > 0 else ""
+        return f"\n    {message} ({elapsed:.1f} s{rate})"
 
     def show(diagnostic: Any) -> None:
         message = diagnostic.message_primary or ""
-        if message.startswith("backfill "):
-            sys.stdout.write(f"\n    {message}")
-            sys.stdout.flush()
+        if not message.startswith("backfill "):
+            return
+        shown["last"], shown["pending"] = message, True
+        if time.monotonic() - shown["at"] >= progress.INTERVAL:
+            write(line(message))
+            shown["at"], shown["pending"] = time.monotonic(), False
 
     connection = schema_editor.connection
     connection.ensure_connection()
     raw = connection.connection
+    previous = raw.execute(
+        "SELECT current_setting('client_min_messages'), "
+        "set_config('client_min_messages', 'notice', false)"
+    ).fetchone()[0]
     raw.add_notice_handler(show)
     try:
         yield
     finally:
         raw.remove_notice_handler(show)
+        if shown["pending"]:
+            write(line(shown["last"]))
+        if not raw.closed and not raw.info.transaction_status:
+            raw.execute("SELECT set_config('client_min_messages', %s, false)", [previous])
 
 
 # --- Microservice roles ---------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.db import transaction as db_transaction
 from django.db.migrations.state import ProjectState
 from django.db.migrations.writer import MigrationWriter
 
+from hzm import progress
 from hzm.db import operations as ops
 from hzm.db import sql
 from hzm.deploy.connection import use_database
@@ -200,6 +201,32 @@ def test_a_live_table_keeps_taking_writes_from_old_code(gadgets, capsys):
     progress = capsys.readouterr().out
     assert f"backfill {TABLE}.score: " in progress
     assert "rows filled" in progress
+
+
+def test_the_backfill_reports_progress_whatever_the_client_s_notice_level(
+    gadgets, capsys, monkeypatch
+):
+    _database, state = gadgets
+    monkeypatch.setattr(progress, "INTERVAL", 0)  # a line per batch
+    with connection.cursor() as cursor:
+        # As PGOPTIONS='-c client_min_messages=warning' sets it: notices would not arrive.
+        cursor.execute("SET client_min_messages = warning")
+    apply(OPERATION, state)
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == ROWS // 200  # a line per batch
+    assert lines[-1].startswith(f"backfill {TABLE}.score: {ROWS} rows filled, keys up to ")
+    assert lines[-1].endswith(" rows/s)") and " s, " in lines[-1]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW client_min_messages")
+        assert cursor.fetchone() == ("warning",)  # the session's own setting, put back
+
+
+def test_the_backfill_is_quiet_where_the_command_is(gadgets, capsys):
+    database, state = gadgets
+    with progress.reporting(None):  # what migrate -v 0 sets
+        apply(OPERATION, state)
+    assert capsys.readouterr().out == ""
+    assert column(database) == ("NO", "'-1'::integer")
 
 
 def test_a_rerun_continues_where_it_stopped(gadgets):

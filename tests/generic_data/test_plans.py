@@ -99,11 +99,14 @@ def plans() -> Iterator[list[str]]:
     with connection.cursor() as cursor:
         cursor.execute("LOAD 'auto_explain'")  # as the superuser, before the role switch
         for setting, value in [
-            ("log_min_duration", "0"),
-            ("log_nested_statements", "on"),
-            ("log_level", "notice"),
+            ("auto_explain.log_min_duration", "0"),
+            ("auto_explain.log_nested_statements", "on"),
+            ("auto_explain.log_level", "notice"),
+            # The plans arrive as notices: whatever the client asked for (PGOPTIONS='-c
+            # client_min_messages=warning'), this transaction takes them.
+            ("client_min_messages", "notice"),
         ]:
-            cursor.execute("SELECT set_config(%s, %s, true)", [f"auto_explain.{setting}", value])
+            cursor.execute("SELECT set_config(%s, %s, true)", [setting, value])
     psycopg_connection.add_notice_handler(collect)
     try:
         yield captured

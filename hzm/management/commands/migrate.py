@@ -21,6 +21,7 @@ from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import AmbiguityError
 
+from hzm import progress
 from hzm.deploy.connection import (
     MigrationConnectionCommand,
     RetryOutsideTransactions,
@@ -70,6 +71,8 @@ class Command(MigrationConnectionCommand, migrate.Command):
         delays = backoff_delays(options["lock_retries"], options["lock_backoff"])
         try:
             with (
+                # Progress of long operations (AddNotNullColumnSafely's backfill): none at -v 0.
+                progress.reporting(progress.for_verbosity(self.stdout.write, self.verbosity)),
                 advisory_lock(connection, self._notice),
                 lock_timeout(connection, settings.HZM_MIGRATION_LOCK_TIMEOUT),
                 connection.execute_wrapper(RetryOutsideTransactions(delays, self._notice)),
