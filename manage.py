@@ -1,5 +1,10 @@
 #!/usr/bin/env python
-"""Django's command-line utility for the HZM platform database."""
+"""Django's command-line utility for the HZM platform database.
+
+A configuration error (a bad HZM_ENCRYPTION_KEY, a missing SECRET_KEY, ...) is printed as
+one paragraph with its fix and exits with status 2 (hzm.configuration); --traceback shows
+the traceback instead.
+"""
 
 import os
 import sys
@@ -7,9 +12,14 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hzm.settings")
+    from django.conf import settings
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from hzm.configuration import exit_on_configuration_error
+
+    with exit_on_configuration_error("manage.py"):
+        settings.INSTALLED_APPS  # noqa: B018  (load the settings: their checks run here)
+        execute_from_command_line(sys.argv)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,19 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # gunicorn's control socket has one default path per user ($HOME/.gunicorn/gunicorn.ctl):
 # a second instance on the machine would take it over from the first. Not used here.
 control_socket_disable = True
+
+
+def on_starting(server: object) -> None:
+    """Load the settings once in the master, before any worker starts.
+
+    A configuration error (a bad HZM_ENCRYPTION_KEY, a missing SECRET_KEY) then stops
+    gunicorn at once with its one-paragraph message and exit status 2, rather than each
+    worker failing to boot with a traceback.
+    """
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hzm.settings")
+    from django.conf import settings
+
+    from hzm.configuration import exit_on_configuration_error
+
+    with exit_on_configuration_error("gunicorn", argv=[]):
+        settings.INSTALLED_APPS  # noqa: B018  (their checks run as they load)

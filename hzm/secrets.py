@@ -32,7 +32,11 @@ def parse_encryption_keys(value: str) -> MultiFernet:
         except (ValueError, TypeError) as error:
             raise ImproperlyConfigured(
                 f"HZM_ENCRYPTION_KEY: key {position} of {len(keys)} is not a Fernet key "
-                f"(32 url-safe base64-encoded bytes): {error}"
+                f"(32 url-safe base64-encoded bytes): {str(error).rstrip('.')}. Generate one "
+                "with `python -c \"from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())\"` and put it first in HZM_ENCRYPTION_KEY "
+                "(environment or .env), keeping the old keys after it if secrets were stored "
+                "with them."
             ) from error
     return MultiFernet(fernets)
 

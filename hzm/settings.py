@@ -10,9 +10,12 @@ from pathlib import Path
 
 import environ
 
+from hzm.configuration import Env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+# A value that cannot be read (CONN_MAX_AGE=abc) is a configuration error naming it.
+env = Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -24,8 +27,9 @@ if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(
-        "SECRET_KEY is not set: set it in the environment or .env (see .env.example), "
-        "or set DEBUG=true for local development."
+        "SECRET_KEY is not set: set it in the environment or .env (see .env.example) to 50 "
+        "or more random characters, e.g. from `python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))'`, or set DEBUG=true for local development."
     )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"] if DEBUG else [])
 
