@@ -1,4 +1,5 @@
-"""Tenant users' sign-in over JSON, mounted at /api/v1/auth/ (core/urls.py).
+"""Tenant users' sign-in over JSON, under /api/v1/auth/ (a django-ninja router, mounted
+by hzm/urls.py; described in /api/v1/openapi.json).
 
     GET  csrf      {"csrf_token": ...} and the csrftoken cookie, for the first POST
     POST login     {"email", "password"}: a session for a tenant user (200 with the user)
@@ -16,14 +17,39 @@ from typing import Any
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from django.utils.cache import add_never_cache_headers
+from ninja import Router, Schema
+from pydantic import ConfigDict, Field
 
 from core.auth import authenticate_credentials
-from generic_data.views import ApiError, enforce_csrf, error_response, json_response, read_body
+from hzm.api import ApiError, add_method_fallbacks, enforce_csrf, errors
 from hzm.db.context import is_platform_staff, request_metadata, tenant_context
 
 BACKEND = "core.auth.UserBackend"
+
+router = Router(tags=["sign-in"])
+
+
+class Credentials(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=254, json_schema_extra={"format": "email"})
+    password: str = Field(max_length=1000, json_schema_extra={"format": "password"})
+
+
+class UserOut(Schema):
+    id: int
+    tenant_id: int
+    email: str
+    name: str | None
+
+
+class SignedIn(Schema):
+    user: UserOut
+
+
+class CsrfToken(Schema):
+    csrf_token: str = Field(description="send it back as X-CSRFToken with unsafe requests")
 
 
 def _user_json(user: Any) -> dict[str, Any]:
@@ -35,78 +61,66 @@ def _user_json(user: Any) -> dict[str, Any]:
     }
 
 
-def _method_not_allowed(request: HttpRequest, allowed: str) -> HttpResponse:
-    response = error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
-    response["Allow"] = allowed
+@router.get("csrf", response={200: CsrfToken, **errors()}, url_name="csrf", summary="CSRF token")
+def csrf(request: HttpRequest, response: HttpResponse) -> dict[str, str]:
+    """The CSRF token, also set as the csrftoken cookie: send it as X-CSRFToken with every
+    POST, PATCH and DELETE of a session (login included)."""
+    add_never_cache_headers(response)
+    return {"csrf_token": get_token(request)}
+
+
+@router.post(
+    "login",
+    response={200: SignedIn, **errors(400, 401, 403, 413, 415, 429)},
+    url_name="login",
+    summary="Sign in",
+)
+def sign_in(request: HttpRequest, response: HttpResponse, credentials: Credentials) -> Any:
+    """Sign a tenant user in: a session cookie for the API. Needs the CSRF token. 401 for a
+    wrong email or password (or a suspended tenant), 403 for platform staff."""
+    add_never_cache_headers(response)
+    enforce_csrf(request)
+    user = authenticate_credentials(credentials.email, credentials.password)
+    if user is None:
+        raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
+    if is_platform_staff(user):
+        raise ApiError(403, "forbidden", "platform staff sign in to the admin, not here")
+    request_id, ip_address, user_agent = request_metadata(request)
+    # In the user's own context: login() records the sign-in on the user's row, which
+    # row level security shows only there, and the audit trail names the user.
+    with tenant_context(
+        user.tenant_id,
+        user.pk,
+        request_id=request_id,
+        ip_address=ip_address,
+        user_agent=user_agent,
+    ):
+        login(request, user, backend=BACKEND)
+    return {"user": _user_json(user)}
+
+
+@router.get(
+    "session", response={200: SignedIn, **errors(401)}, url_name="session", summary="Who am I"
+)
+def session(request: HttpRequest, response: HttpResponse) -> Any:
+    """The signed-in user, or 401."""
+    add_never_cache_headers(response)
+    user = request.user
+    if not user.is_authenticated or is_platform_staff(user):
+        raise ApiError(401, "unauthorized", "not signed in")
+    return {"user": _user_json(user)}
+
+
+@router.post(
+    "logout", response={204: None, **errors(403)}, url_name="logout", summary="Sign out"
+)
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """End the session. Needs the CSRF token."""
+    enforce_csrf(request)
+    logout(request)
+    response = HttpResponse(status=204)
+    add_never_cache_headers(response)
     return response
 
 
-@never_cache
-@ensure_csrf_cookie
-def csrf(request: HttpRequest) -> HttpResponse:
-    if request.method != "GET":
-        return _method_not_allowed(request, "GET")
-    return json_response({"csrf_token": get_token(request)})
-
-
-@never_cache
-@csrf_exempt  # checked below, so that a failure answers JSON like every API error
-def sign_in(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return _method_not_allowed(request, "POST")
-    try:
-        enforce_csrf(request)
-        body = read_body(request)
-        unknown = set(body) - {"email", "password"}
-        if unknown:
-            raise ApiError(400, "invalid", f"unknown keys: {', '.join(sorted(unknown))}")
-        missing = [key for key in ("email", "password") if not isinstance(body.get(key), str)]
-        if missing:
-            raise ApiError(
-                400,
-                "invalid",
-                f"{', '.join(missing)}: required, a string",
-                [{"field": key, "message": "required, a string"} for key in missing],
-            )
-        user = authenticate_credentials(body["email"], body["password"])
-        if user is None:
-            raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
-        if is_platform_staff(user):
-            raise ApiError(403, "forbidden", "platform staff sign in to the admin, not here")
-        request_id, ip_address, user_agent = request_metadata(request)
-        # In the user's own context: login() records the sign-in on the user's row, which
-        # row level security shows only there, and the audit trail names the user.
-        with tenant_context(
-            user.tenant_id,
-            user.pk,
-            request_id=request_id,
-            ip_address=ip_address,
-            user_agent=user_agent,
-        ):
-            login(request, user, backend=BACKEND)
-    except ApiError as error:
-        return error_response(error.status, error.code, str(error), error.errors)
-    return json_response({"user": _user_json(user)})
-
-
-@never_cache
-def session(request: HttpRequest) -> HttpResponse:
-    if request.method != "GET":
-        return _method_not_allowed(request, "GET")
-    user = request.user
-    if not user.is_authenticated or is_platform_staff(user):
-        return error_response(401, "unauthorized", "not signed in")
-    return json_response({"user": _user_json(user)})
-
-
-@never_cache
-@csrf_exempt  # checked below (JSON errors)
-def sign_out(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return _method_not_allowed(request, "POST")
-    try:
-        enforce_csrf(request)
-    except ApiError as error:
-        return error_response(error.status, error.code, str(error), error.errors)
-    logout(request)
-    return HttpResponse(status=204)
+add_method_fallbacks(router)

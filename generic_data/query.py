@@ -7,7 +7,7 @@ A filter is JSON, checked against the table's fields before any SQL exists:
 
 Operators, by field type (`id`, the row's id, can be filtered as an integer too):
 
-    eq, ne, in (a list), isnull (true/false)   every type
+    eq, ne, in (a list), isnull (true/false)   every type ('is_null' is refused: isnull)
     lt, lte, gt, gte                           integer, decimal, date, datetime, text, email, url
     contains                                   text, email, url (case-insensitive substring),
                                                json (JSON containment)
@@ -39,6 +39,7 @@ from decimal import Decimal
 from typing import Any, Union
 
 from generic_data.schema import (
+    MAX_ROW_ID,
     Field,
     FieldError,
     InvalidValue,
@@ -46,10 +47,14 @@ from generic_data.schema import (
     ValidationFailed,
     _describe,
     dumps,
+    json_shape,
     loads,
+    text_problem,
 )
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "isnull")
+# Other spellings clients try, refused with the right one named.
+OPERATOR_SPELLINGS = {"is_null": "isnull", "null": "isnull", "neq": "ne", "=": "eq"}
 _ALL = ("eq", "ne", "in", "isnull")
 _ORDERED = ("lt", "lte", "gt", "gte")
 OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -76,8 +81,15 @@ CASTS = {
 }
 COMPARISONS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 SORTABLE = ("text", "email", "url", "choice", "integer", "decimal", "date", "datetime", "boolean")
-MAX_IN_VALUES = 1000
-MAX_CONDITIONS = 100
+# Bounds of a query's input, each refused with a 400 naming it (README, Limits).
+MAX_IN_VALUES = 1000  # values of one `in` list
+MAX_CONDITIONS = 100  # conditions of a filter, all levels together
+MAX_FILTER_DEPTH = 8  # and/or inside each other
+MAX_FILTER_SIZE = 100_000  # characters of a filter as JSON, all values together
+MAX_FILTER_VALUE_LENGTH = 1000  # characters of one text value in a filter
+MAX_SEARCH_LENGTH = 1000  # characters of a full-text search
+# A cursor carries the sort value of a page's last row, which can be a long text.
+MAX_CURSOR_LENGTH = 1_500_000
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 # Candidate ids worth reading one by one; past this, scanning the table is cheaper.
@@ -123,11 +135,16 @@ def parse_filter(schema: Schema, raw: Any) -> Node | None:
     """The filter `raw` checked against the table's fields; None for no filter."""
     if raw is None or raw == {}:
         return None
+    size = json_shape(raw)[1]
+    if size > MAX_FILTER_SIZE:
+        raise _invalid(
+            schema, f"filter: about {size} characters as JSON, more than {MAX_FILTER_SIZE}"
+        )
     counter = [0]
-    return _parse_node(schema, raw, "filter", counter)
+    return _parse_node(schema, raw, "filter", counter, 0)
 
 
-def _parse_node(schema: Schema, raw: Any, where: str, counter: list[int]) -> Node:
+def _parse_node(schema: Schema, raw: Any, where: str, counter: list[int], depth: int) -> Node:
     if not isinstance(raw, dict):
         raise _invalid(schema, f"{where}: expected an object, got {_describe(raw)}")
     junctions = [key for key in ("and", "or") if key in raw]
@@ -135,11 +152,17 @@ def _parse_node(schema: Schema, raw: Any, where: str, counter: list[int]) -> Nod
         kind = junctions[0]
         if len(raw) != 1:
             raise _invalid(schema, f"{where}: an '{kind}' object has no other keys")
+        if depth >= MAX_FILTER_DEPTH:
+            raise _invalid(
+                schema, f"{where}: and/or nested more than {MAX_FILTER_DEPTH} levels deep"
+            )
         items = raw[kind]
         if not isinstance(items, list) or not items:
             raise _invalid(schema, f"{where}.{kind}: expected a non-empty list of filters")
+        if len(items) > MAX_CONDITIONS:
+            raise _invalid(schema, f"filter: more than {MAX_CONDITIONS} conditions")
         children = tuple(
-            _parse_node(schema, item, f"{where}.{kind}[{n}]", counter)
+            _parse_node(schema, item, f"{where}.{kind}[{n}]", counter, depth + 1)
             for n, item in enumerate(items)
         )
         return Junction(kind, children)
@@ -161,15 +184,15 @@ def parse_condition(schema: Schema, name: Any, op: Any, value: Any) -> Condition
     field = ID if name == "id" else schema.field(name, "filter on")
     allowed = ("eq", "ne", "in", *_ORDERED) if field is ID else OPERATORS_BY_TYPE[field.type]
     if op not in allowed:
+        if isinstance(op, str) and op in OPERATOR_SPELLINGS:
+            reason = f"operator {op!r} is spelled {OPERATOR_SPELLINGS[op]!r}"
+        elif op in OPERATORS:
+            reason = f"operator {_describe(op)} does not apply to a {field.type} field"
+        else:
+            reason = f"{_describe(op)} is not an operator"
         raise ValidationFailed(
             schema.table,
-            [
-                FieldError(
-                    f"operator {_describe(op)} does not apply to a {field.type} field "
-                    f"(use {', '.join(allowed)})",
-                    field.name,
-                )
-            ],
+            [FieldError(f"{reason} (use {', '.join(allowed)})", field.name)],
         )
     try:
         return Condition(field, op, _filter_value(field, op, value))
@@ -187,14 +210,37 @@ def _filter_value(field: Field, op: str, value: Any) -> Any:
     if op == "in":
         if not isinstance(value, list) or len(value) > MAX_IN_VALUES:
             raise InvalidValue(f"expected a list of at most {MAX_IN_VALUES} values")
-        return tuple(field.coerce(item) for item in value)
+        return tuple(_one_value(field, item) for item in value)
     if op == "contains" and field.type != "json":
         if not isinstance(value, str) or not value:
             raise InvalidValue(f"expected some text, got {_describe(value)}")
-        return value
+        return _bounded_text(value)
     if value is None:
         raise InvalidValue("a value is needed (to test for no value, use isnull)")
-    return field.coerce(value)
+    return _one_value(field, value)
+
+
+def _bounded_text(text: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise InvalidValue(problem)
+    if len(text) > MAX_FILTER_VALUE_LENGTH:
+        raise InvalidValue(
+            f"is {len(text)} characters long; a filter's text is at most "
+            f"{MAX_FILTER_VALUE_LENGTH}"
+        )
+    return text
+
+
+def _one_value(field: Field, value: Any) -> Any:
+    """A value compared with the field: of its type, a text of bounded length, and an id
+    within bigint's range."""
+    coerced = field.coerce(value)
+    if isinstance(coerced, str):
+        _bounded_text(coerced)
+    if field is ID and not -MAX_ROW_ID <= coerced <= MAX_ROW_ID:
+        raise InvalidValue(f"{_describe(coerced)} is beyond the range of row ids")
+    return coerced
 
 
 # --- Sorting and cursors --------------------------------------------------------------------
@@ -250,24 +296,30 @@ def encode_cursor(sort: Sort, value: Any, row_id: int) -> str:
 def decode_cursor(schema: Schema, sort: Sort, cursor: str) -> tuple[Any, int]:
     """The (sort value, row id) a cursor carries; a cursor of another sort is refused."""
     bad = _invalid(schema, "after: not a cursor of this query (use next_cursor of a page)")
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+        raise bad
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = loads(base64.urlsafe_b64decode(padded.encode()).decode())
-    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError):
+    except (binascii.Error, UnicodeError, json.JSONDecodeError, ValueError, RecursionError):
         raise bad from None
     if not isinstance(payload, dict) or payload.get("s") != sort.spec:
         raise bad
     row_id, value = payload.get("i"), payload.get("v")
-    if isinstance(row_id, bool) or not isinstance(row_id, int):
+    if isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 < row_id <= MAX_ROW_ID:
         raise bad
     try:
         if sort.key == RANK:
             if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
                 raise bad
             value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise bad
         elif value is not None:
             value = sort.key.coerce(value)
-    except InvalidValue:
+            if sort.key is ID and not 0 < value <= MAX_ROW_ID:
+                raise bad
+    except (InvalidValue, OverflowError):
         raise bad from None
     return value, row_id
 

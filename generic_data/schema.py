@@ -57,6 +57,17 @@ DEFAULT_MAX_LENGTH = {"email": 254, "url": 2048}
 MAX_UNIQUE_LENGTH = 500
 MAX_TEXT_LENGTH = 1_000_000
 MAX_FIELDS = 200
+# Every text, number and boolean of a row goes into its search document (search_text)
+# and PostgreSQL's tsvector of it, which holds at most 1 MB: a row's texts together may
+# take this many bytes of UTF-8 (the database's own refusal is caught as well).
+MAX_SEARCHABLE_BYTES = 1_000_000
+# Digits of a number (integer or decimal, as written without exponent): more is no
+# business value, and thousands of digits cost time in every comparison.
+MAX_NUMBER_DIGITS = 100
+# Nesting of a json field's value (objects and lists inside each other).
+MAX_JSON_DEPTH = 32
+# Row ids and references are PostgreSQL bigints.
+MAX_ROW_ID = 2**63 - 1
 NOT_UNIQUE_TYPES = ("json",)
 
 FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\Z")
@@ -185,13 +196,98 @@ def _describe(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dict | list):
         return "an object" if isinstance(value, dict) else "a list"
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, Decimal) and number_problem(value):
+        return f"a number of more than {MAX_NUMBER_DIGITS} digits"
     return str(value)
 
 
-def _no_nul(text: str) -> str:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored or searched (NUL, a lone surrogate), or None."""
     if "\x00" in text:
-        raise InvalidValue("contains a NUL character, which cannot be stored")
+        return "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+    if _SURROGATE.search(text):
+        return "contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+    return None
+
+
+def _no_nul(text: str) -> str:
+    problem = text_problem(text)
+    if problem is not None:
+        raise InvalidValue(problem)
     return text
+
+
+def number_problem(value: Any) -> str | None:
+    """Why a number is refused (more than MAX_NUMBER_DIGITS digits), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        digits = len(str(abs(value))) if value.bit_length() < 1000 else MAX_NUMBER_DIGITS + 1
+    elif isinstance(value, Decimal) and value.is_finite():
+        sign_digits, exponent = value.as_tuple()[1:]
+        count = len(sign_digits)
+        digits = max(count, count + exponent, -exponent) if isinstance(exponent, int) else 0
+    else:
+        return None
+    if digits > MAX_NUMBER_DIGITS:
+        return f"has more than {MAX_NUMBER_DIGITS} digits"
+    return None
+
+
+def _bounded_number(value: Any) -> Any:
+    problem = number_problem(value)
+    if problem is not None:
+        raise InvalidValue(problem)
+    return value
+
+
+def json_shape(value: Any) -> tuple[int, int]:
+    """(nesting depth, approximate size in characters) of a JSON value, measured without
+    recursion, so that any depth can be measured and refused."""
+    depth, size = 0, 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        depth = max(depth, level)
+        if isinstance(item, dict):
+            size += 2
+            for key, inner in item.items():
+                size += len(key) + 3 if isinstance(key, str) else 3
+                stack.append((inner, level + 1))
+        elif isinstance(item, list | tuple):
+            size += 2
+            for inner in item:
+                size += 1
+                stack.append((inner, level + 1))
+        elif isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, int) and not isinstance(item, bool):
+            size += item.bit_length() // 3 + 1
+        else:
+            size += 8
+    return depth, size
+
+
+def searchable_bytes(values: dict[str, Any]) -> int:
+    """Bytes of UTF-8 a row's values put into its search document (app.jsonb_to_text)."""
+    total = 0
+    stack = list(values.values())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item.encode("utf-8", "surrogatepass")) + 1
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif item is not None:
+            total += 8
+    return total
 
 
 def _coerce_text(value: Any) -> str:
@@ -204,9 +300,11 @@ def _coerce_integer(value: Any) -> int:
     if isinstance(value, bool):
         raise InvalidValue(f"expected an integer, got {_describe(value)}")
     if isinstance(value, int):
-        return value
-    if isinstance(value, Decimal | float) and math.isfinite(value) and value == int(value):
-        return int(value)
+        return _bounded_number(value)
+    if isinstance(value, Decimal | float) and math.isfinite(value):
+        _bounded_number(Decimal(repr(value)) if isinstance(value, float) else value)
+        if value == int(value):
+            return int(value)
     if isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9]{1,30}\s*", value):
         return int(value)
     raise InvalidValue(f"expected an integer, got {_describe(value)}")
@@ -231,6 +329,7 @@ def _coerce_decimal(value: Any) -> Decimal:
         raise InvalidValue(f"expected a decimal, got {_describe(value)}") from None
     if not number.is_finite():
         raise InvalidValue(f"expected a decimal, got {_describe(value)}")
+    _bounded_number(number)
     return Decimal(decimal_text(number))
 
 
@@ -269,7 +368,13 @@ def _coerce_datetime(value: Any) -> str:
         raise InvalidValue(f"expected a date and time (ISO 8601), got {_describe(value)}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    try:
+        in_utc = moment.astimezone(datetime.UTC)
+    except OverflowError:
+        raise InvalidValue(
+            f"{_describe(value)} is outside the calendar (years 1 to 9999) in UTC"
+        ) from None
+    return in_utc.isoformat().replace("+00:00", "Z")
 
 
 def _coerce_email(value: Any) -> str:
@@ -291,22 +396,28 @@ def _coerce_url(value: Any) -> str:
 
 
 def _coerce_json(value: Any) -> Any:
-    def check(item: Any) -> None:
+    depth, _size = json_shape(value)
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidValue(f"is nested {depth} levels deep, more than {MAX_JSON_DEPTH}")
+    stack = [value]
+    while stack:
+        item = stack.pop()
         if isinstance(item, str):
             _no_nul(item)
         elif isinstance(item, dict):
             for key, inner in item.items():
+                if not isinstance(key, str):
+                    raise InvalidValue(f"expected JSON, got a key {_describe(key)}")
                 _no_nul(key)
-                check(inner)
+                stack.append(inner)
         elif isinstance(item, list):
-            for inner in item:
-                check(inner)
+            stack.extend(item)
         elif isinstance(item, float | Decimal) and not math.isfinite(item):
             raise InvalidValue("expected JSON, got a number JSON cannot hold")
-        elif item is not None and not isinstance(item, bool | int | float | Decimal):
+        elif isinstance(item, int | float | Decimal) and not isinstance(item, bool):
+            _bounded_number(Decimal(repr(item)) if isinstance(item, float) else item)
+        elif item is not None and not isinstance(item, bool):
             raise InvalidValue(f"expected JSON, got a {type(item).__name__}")
-
-    check(value)
     return value
 
 
@@ -317,8 +428,8 @@ def _coerce_reference(value: Any) -> int:
         if not re.fullmatch(r"[0-9]{1,18}", value):
             raise InvalidValue(f"expected the id of a row, got {_describe(value)}")
         value = int(value)
-    if value <= 0:
-        raise InvalidValue(f"expected the id of a row, got {value}")
+    if not 0 < value <= MAX_ROW_ID:  # row ids are positive bigints
+        raise InvalidValue(f"expected the id of a row, got {_describe(value)}")
     return value
 
 
@@ -483,8 +594,10 @@ def parse_field(
             problem("a choice field needs options: a non-empty list of non-empty strings")
         elif len(set(choices)) != len(choices):
             problem("options repeat a value")
+        elif any(text_problem(choice) for choice in choices):
+            problem(f"an option {next(filter(None, map(text_problem, choices)))}")
         else:
-            options["options"] = tuple(_no_nul(choice) for choice in choices)
+            options["options"] = tuple(choices)
     if kind == "reference":
         target = raw.get("to")
         if not isinstance(target, str) or not TABLE_NAME.match(target):
@@ -619,8 +732,26 @@ class Schema:
             for found in required:
                 if values.get(found.name) is None and found.name not in failed:
                     errors.append(FieldError("is required", found.name, number))
+            if not partial:
+                too_large = searchable_problem(values, number)
+                if too_large is not None:
+                    errors.append(too_large)
             cleaned.append(values if partial else _without_nulls(values))
         return cleaned, errors
+
+
+def searchable_problem(values: dict[str, Any], row: int | None = None) -> FieldError | None:
+    """The error of a row whose texts are too large for its search document, or None."""
+    size = searchable_bytes(values)
+    if size <= MAX_SEARCHABLE_BYTES:
+        return None
+    largest = max(values, key=lambda name: searchable_bytes({name: values[name]}))
+    return FieldError(
+        f"the row's texts take {size} bytes, more than the {MAX_SEARCHABLE_BYTES} its search "
+        "index can hold (this field is the largest)",
+        largest,
+        row,
+    )
 
 
 def _without_nulls(values: dict[str, Any]) -> dict[str, Any]:

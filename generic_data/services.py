@@ -32,23 +32,30 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from core.models import Project, TableMetadata, Tenant
 from generic_data import query as q
 from generic_data.schema import (
     FIELD_NAME,
+    MAX_ROW_ID,
+    MAX_SEARCHABLE_BYTES,
     RESERVED_NAMES,
+    TABLE_NAME,
     Field,
     FieldError,
     Schema,
     ValidationFailed,
+    _describe,
     check_table_name,
     decimal_text,
     dumps,
     loads,
     parse_field,
     parse_fields,
+    searchable_bytes,
+    searchable_problem,
+    text_problem,
 )
 from hzm.db.context import TenantContextError, current_tenant
 
@@ -58,6 +65,8 @@ MAX_BULK_ROWS = 100_000
 UNIQUE_CONSTRAINT = "generic_data_unique_pkey"
 TABLE_NAME_CONSTRAINT = "unique_table_per_project"
 PHYSICAL_NAME_CONSTRAINT = "table_metadata_physical_table_name_key"
+# PostgreSQL's program_limit_exceeded: a row's tsvector over 1 MB, among others.
+PROGRAM_LIMIT_EXCEEDED = "54000"
 
 
 # --- Errors ---------------------------------------------------------------------------------
@@ -212,7 +221,32 @@ def _not_found_table(project_id: int, name: str) -> NotFound:
 
 
 def _live_tables(project_id: int) -> list[TableMetadata]:
-    return list(TableMetadata.objects.filter(project_id=project_id).order_by("table_name"))
+    """The live tables of a live project (a deleted project's tables are gone with it)."""
+    return list(
+        TableMetadata.objects.filter(project_id=project_id, project__is_deleted=False).order_by(
+            "table_name"
+        )
+    )
+
+
+def _plausible_table(name: Any) -> bool:
+    """Whether `name` can be a table's name at all (others are not looked up: a NUL or a
+    lone surrogate could not even be sent to the database)."""
+    return isinstance(name, str) and TABLE_NAME.match(name) is not None
+
+
+def _plausible_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID
+
+
+def _stale(what: str, version: int | None, expected: int | None) -> Conflict | None:
+    """The refusal of a change that expected another version (optimistic concurrency)."""
+    if expected is None or version == expected:
+        return None
+    return Conflict(
+        f"{what} has version {version}, not {expected}: it was changed since it was read",
+        [FieldError(f"is {expected}, but the current version is {version}", "version")],
+    )
 
 
 def table_names(project_id: int) -> dict[int, str]:
@@ -228,11 +262,15 @@ def _locked_table(project_id: int, name: str, *, for_update: bool = False) -> Ta
     against the definition it is stored under.
     """
     _tenant()
+    if not _plausible_table(name) or not _plausible_id(project_id):
+        raise _not_found_table(project_id, name)
     lock = "UPDATE" if for_update else "KEY SHARE"
     found = list(
         TableMetadata.objects.raw(
-            'SELECT * FROM "core"."table_metadata" WHERE project_id = %s AND table_name = %s '
-            f"AND is_deleted = false FOR {lock}",
+            'SELECT * FROM "core"."table_metadata" AS t WHERE t.project_id = %s '
+            "AND t.table_name = %s AND t.is_deleted = false AND EXISTS (SELECT FROM "
+            '"core"."projects" AS p WHERE p.id = t.project_id AND p.is_deleted = false) '
+            f"FOR {lock} OF t",
             [project_id, name],
         )
     )
@@ -243,6 +281,8 @@ def _locked_table(project_id: int, name: str, *, for_update: bool = False) -> Ta
 
 
 def _project(project_id: int, *, lock: bool = False) -> Project:
+    if not _plausible_id(project_id):
+        raise NotFound(f"project {project_id} not found")
     projects = Project.objects.filter(pk=project_id)
     project = (projects.select_for_update() if lock else projects).first()
     if project is None:
@@ -275,7 +315,11 @@ def list_tables(project_id: int) -> list[Table]:
 def get_table(project_id: int, name: str) -> Table:
     """The live table called `name` in the project (NotFound otherwise)."""
     _tenant()
-    metadata = TableMetadata.objects.filter(project_id=project_id, table_name=name).first()
+    metadata = None
+    if _plausible_table(name) and _plausible_id(project_id):
+        metadata = TableMetadata.objects.filter(
+            project_id=project_id, table_name=name, project__is_deleted=False
+        ).first()
     if metadata is None:
         raise _not_found_table(project_id, name)
     return _table_from(metadata)
@@ -343,16 +387,20 @@ def alter_table(
     rename: dict[str, str] | None = None,
     remove: Iterable[str] = (),
     new_name: str | None = None,
+    version: int | None = None,
 ) -> Table:
     """Add, rename and remove fields, and rename the table; its rows follow.
 
     A renamed or removed field is renamed or removed in every row; an added field
     with a default gets it in every existing row. A required field without a default
     cannot be added to a table that has rows. The physical table name never changes.
+    With `version`, the change happens only if the definition still has that version.
     """
+    add, rename, remove = _alterations(name, add, rename, remove)
     table = _locked_table(project_id, name, for_update=True)
-    rename = dict(rename or {})
-    remove = list(remove)
+    stale = _stale(f"table '{name}'", table.version, version)
+    if stale is not None:
+        raise stale
     current = table.schema.by_name
     errors: list[FieldError] = []
     for old in [*remove, *rename]:
@@ -446,6 +494,35 @@ def alter_table(
     return _table_from(metadata)
 
 
+def _alterations(
+    table: str, add: Any, rename: Any, remove: Any
+) -> tuple[list[Any], dict[str, str], list[str]]:
+    """alter_table's arguments checked for their shape: a list of field definitions, an
+    object of old name -> new name, a list of names."""
+    errors = []
+    add = [] if add is None else add
+    rename = {} if rename is None else rename
+    remove = [] if remove is None else remove
+    if not isinstance(add, list | tuple):
+        errors.append(
+            FieldError(f"add: expected a list of field definitions, got {_describe(add)}")
+        )
+    if not isinstance(rename, dict) or not all(
+        isinstance(old, str) and isinstance(new, str) for old, new in rename.items()
+    ):
+        errors.append(FieldError("rename: expected an object of field names to their new names"))
+    if not isinstance(remove, list | tuple) or not all(isinstance(n, str) for n in remove):
+        errors.append(FieldError("remove: expected a list of field names"))
+    if errors:
+        raise ValidationFailed(table if isinstance(table, str) else "?", errors)
+    for old, new in [*rename.items(), *((n, n) for n in remove)]:
+        for text in (old, new):
+            problem = text_problem(text)
+            if problem:
+                raise ValidationFailed(table, [FieldError(f"{_describe(text)}: {problem}")])
+    return list(add), dict(rename), list(remove)
+
+
 def _has_rows(table: Table) -> bool:
     return bool(
         _fetchall(
@@ -457,12 +534,16 @@ def _has_rows(table: Table) -> bool:
 
 
 @transaction.atomic
-def drop_table(project_id: int, name: str) -> None:
+def drop_table(project_id: int, name: str, *, version: int | None = None) -> None:
     """Soft-delete the table; its rows stay (unreachable) and no longer count as records.
 
-    Refused while another table of the project has a reference field to it.
+    Refused while another table of the project has a reference field to it; with
+    `version`, refused (Conflict) unless the definition still has that version.
     """
     table = _locked_table(project_id, name, for_update=True)
+    stale = _stale(f"table '{name}'", table.version, version)
+    if stale is not None:
+        raise stale
     for other in _live_tables(project_id):
         if other.pk == table.id:
             continue
@@ -634,7 +715,33 @@ def create_rows(project_id: int, table: str, rows: Sequence[Any]) -> list[int]:
         if refusal is None:
             raise
         raise refusal from None
+    except OperationalError as error:
+        raise _too_large_to_index(definition, error, cleaned) from None
     return ids
+
+
+def _too_large_to_index(
+    table: Table, error: OperationalError, rows: list[dict[str, Any]], *, numbered: bool = True
+) -> ValidationFailed:
+    """The refusal of rows whose search document PostgreSQL could not index (a tsvector
+    over 1 MB), naming the row with the largest texts; any other error is raised again."""
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) != PROGRAM_LIMIT_EXCEEDED:
+        raise error
+    sizes = [searchable_bytes(row) for row in rows]
+    largest = max(range(len(rows)), key=sizes.__getitem__) if rows else 0
+    detail = cause.diag.message_primary if isinstance(cause, psycopg.Error) else str(error)
+    return ValidationFailed(
+        table.name,
+        [
+            FieldError(
+                f"its texts are too large for the search index ({detail}); a row's texts "
+                f"take at most {MAX_SEARCHABLE_BYTES} bytes, and fewer if they hold many "
+                "different words",
+                row=largest + 1 if numbered else None,
+            )
+        ],
+    )
 
 
 def create_row(project_id: int, table: str, data: Any) -> Row:
@@ -665,6 +772,8 @@ def _row(values: tuple[Any, ...]) -> Row:
 def get_row(project_id: int, table: str, row_id: int) -> Row:
     """The live row `row_id` of the table (NotFound otherwise)."""
     definition = get_table(project_id, table)
+    if not _plausible_id(row_id):
+        raise NotFound(f"row {row_id} not found in table '{table}'")
     found = _fetchall(
         f"SELECT {_ROW_COLUMNS} FROM app.generic_data WHERE id = %s AND project_id = %s "
         "AND table_id = %s AND is_deleted = false",
@@ -676,6 +785,8 @@ def get_row(project_id: int, table: str, row_id: int) -> Row:
 
 
 def _locked_row(definition: Table, row_id: int) -> tuple[dict[str, Any], int | None]:
+    if not _plausible_id(row_id):
+        raise NotFound(f"row {row_id} not found in table '{definition.name}'")
     found = _fetchall(
         "SELECT data, version FROM app.generic_data WHERE id = %s AND project_id = %s "
         "AND table_id = %s AND is_deleted = false FOR UPDATE",
@@ -693,26 +804,27 @@ def update_row(
     row_id: int,
     changes: Any,
     *,
-    expected_version: int | None = None,
+    version: int | None = None,
 ) -> Row:
     """Change some fields of a row (a partial update); null removes a value.
 
-    With `expected_version`, the update happens only if the row still has that version
+    With `version`, the update happens only if the row still has that version
     (Conflict otherwise): optimistic concurrency for clients that read, then write.
     """
     definition = _locked_table(project_id, table)
-    data, version = _locked_row(definition, row_id)
-    if expected_version is not None and version != expected_version:
-        raise Conflict(
-            f"row {row_id} of table '{table}' has version {version}, not {expected_version}: "
-            "it was changed since it was read"
-        )
+    data, current = _locked_row(definition, row_id)
+    stale = _stale(f"row {row_id} of table '{table}'", current, version)
+    if stale is not None:
+        raise stale
     (cleaned,), errors = definition.schema.check([changes], partial=True, numbered=False)
     errors += _missing_references(definition, [cleaned], numbered=False)
     if errors:
         raise ValidationFailed(table, errors)
     merged = {**data, **cleaned}
     merged = {name: value for name, value in merged.items() if value is not None}
+    too_large = searchable_problem(merged)
+    if too_large is not None:
+        raise ValidationFailed(table, [too_large])
     try:
         with transaction.atomic():
             found = _fetchall(
@@ -725,14 +837,21 @@ def update_row(
         if conflict is None:
             raise
         raise conflict from None
+    except OperationalError as error:
+        raise _too_large_to_index(definition, error, [merged], numbered=False) from None
     return _row(found[0])
 
 
 @transaction.atomic
-def delete_row(project_id: int, table: str, row_id: int) -> None:
-    """Soft-delete a row. Refused (Conflict) while a live row of the project refers to it."""
+def delete_row(project_id: int, table: str, row_id: int, *, version: int | None = None) -> None:
+    """Soft-delete a row. Refused (Conflict) while a live row of the project refers to it,
+    and, with `version`, unless the row still has that version."""
     definition = _locked_table(project_id, table)
-    _locked_row(definition, row_id)  # before looking for references: see _check_references
+    # Before looking for references: see _missing_references.
+    _data, current = _locked_row(definition, row_id)
+    stale = _stale(f"row {row_id} of table '{table}'", current, version)
+    if stale is not None:
+        raise stale
     for other in _live_tables(project_id):
         schema = Schema.from_json(other.table_name, other.fields)
         for field in schema.reference_fields:
@@ -781,6 +900,15 @@ def query_rows(
     schema = definition.schema
     if search is not None and (not isinstance(search, str) or not search.strip()):
         raise ValidationFailed(table, [FieldError("search: expected some text")])
+    if search is not None and (text_problem(search) or len(search) > q.MAX_SEARCH_LENGTH):
+        reason = text_problem(search) or (
+            f"is {len(search)} characters long, more than {q.MAX_SEARCH_LENGTH}"
+        )
+        raise ValidationFailed(table, [FieldError(f"search: {reason}")])
+    if after is not None and not isinstance(after, str):
+        raise ValidationFailed(
+            table, [FieldError(f"after: expected a cursor (a string), got {_describe(after)}")]
+        )
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= q.MAX_LIMIT:
         raise ValidationFailed(
             table, [FieldError(f"limit: expected 1 to {q.MAX_LIMIT}, got {limit!r}")]

@@ -1,7 +1,7 @@
 """The project's 404 and 500 handlers (hzm/urls.py): JSON under /api/, Django's pages elsewhere.
 
 The JSON is the API's own error shape, {"error": {"code": ..., "message": ...}}
-(generic_data.views.error_response). A database that went away (a restart, a failover)
+(hzm.api.error_response). A database that went away (a restart, a failover)
 answers 503 with Retry-After, so that clients retry instead of reporting a bug.
 """
 
@@ -10,8 +10,9 @@ import sys
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
-from generic_data.views import error_response
+from hzm.api import error_response
 
 API_PREFIX = "/api/"
 # About how long a PostgreSQL restart or a failover takes.
@@ -34,6 +35,12 @@ def _database_unavailable(exc: BaseException | None) -> bool:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not is_api_request(request):
         return defaults.page_not_found(request, exception)
+    return error_response(404, "not_found", f"there is no API endpoint at {request.path}")
+
+
+@csrf_exempt  # a POST to no endpoint is a 404, not a CSRF failure page
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    """A path under /api/ that no endpoint has (hzm/urls.py routes them all here)."""
     return error_response(404, "not_found", f"there is no API endpoint at {request.path}")
 
 

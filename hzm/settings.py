@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "import_export",
+    # django-ninja (the HTTP API, hzm/api.py): installed for its templates and static
+    # files, so /api/v1/docs serves Swagger UI from here rather than from a CDN.
+    "ninja",
     # Deployment safety: only its system checks (migration file names); no models.
     "hzm.deploy.apps.DeployConfig",
     "cfg",

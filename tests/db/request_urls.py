@@ -15,6 +15,7 @@ def write_then_fail(request: HttpRequest) -> HttpResponse:
     return HttpResponse("unreachable")
 
 
-urlpatterns = [*project.urlpatterns, path("api/v1/test/write-then-fail", write_then_fail)]
+# Before the project's: its last pattern answers every other path under /api/ with a 404.
+urlpatterns = [path("api/v1/test/write-then-fail", write_then_fail), *project.urlpatterns]
 handler404 = project.handler404
 handler500 = project.handler500

@@ -5,13 +5,17 @@ service and the API are exercised inside tenant_context() (the runtime role), an
 `as_tenant` checks `current_user` on entry so a test cannot pass as the superuser.
 """
 
+import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.models import Project, Tenant
+from core.models import Project, Tenant, User
+from core.rbac import Permission, Role, RolePermission, UserRole
 from hzm.db.context import tenant_context
 from hzm.db.operations import runtime_role
 from tests.factories import ProjectFactory
@@ -44,3 +48,27 @@ def project(db: None) -> Project:
 def other_project(db: None) -> Project:
     """A project of another tenant."""
     return make_project()
+
+
+RBAC_FIXTURE = Path(__file__).resolve().parents[2] / "core" / "fixtures" / "004_default_rbac.json"
+
+
+def default_role_permissions(role: str) -> list[str]:
+    """The permission codes the fixture's global role `role` (owner, admin, member, viewer) has."""
+    rows = json.loads(RBAC_FIXTURE.read_text())
+    return [
+        row["fields"]["permission"][0]
+        for row in rows
+        if row["model"] == "core.rolepermission" and row["fields"]["role"] == [role, None]
+    ]
+
+
+def grant(user: User, *codes: str) -> None:
+    """Give `user` a role of its tenant holding exactly the permissions `codes`."""
+    role = Role.objects.create(
+        tenant_id=user.tenant_id, code=f"r_{uuid.uuid4().hex[:12]}", name="test role"
+    )
+    for code in codes:
+        permission, _ = Permission.objects.get_or_create(code=code)
+        RolePermission.objects.create(tenant_id=user.tenant_id, role=role, permission=permission)
+    UserRole.objects.create(tenant_id=user.tenant_id, user=user, role=role)

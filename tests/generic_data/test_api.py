@@ -14,7 +14,7 @@ from core.models import ApiKey, User, api_key_prefix
 from generic_data.auth import authenticate_api_key
 from ops.models import AuditLog
 from tests.factories import ProjectFactory, UserFactory
-from tests.generic_data.conftest import make_project
+from tests.generic_data.conftest import default_role_permissions, grant, make_project
 from tests.support import fetchone
 
 pytestmark = pytest.mark.django_db
@@ -132,6 +132,7 @@ def test_a_project_key_opens_only_its_project(project):
 
 
 def test_session_requests_need_the_csrf_token_api_key_requests_do_not(project):
+    grant(project.user, *default_role_permissions("member"))
     client = Client(enforce_csrf_checks=True)
     client.force_login(project.user)
     session = Api(project.pk, client=client)

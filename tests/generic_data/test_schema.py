@@ -183,7 +183,7 @@ def test_every_invalid_value_is_named_with_its_row_and_field():
         "row 5: expected an object, got 'not a row'",
         "row 6, field 'qty': must be at most 100, got 101",
         "row 6, field 'price': must be at least 0.01, got 0",
-        "row 6, field 'meta': contains a NUL character, which cannot be stored",
+        "row 6, field 'meta': contains a NUL character (\\u0000), which PostgreSQL cannot store",
     ]
 
 

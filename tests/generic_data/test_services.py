@@ -259,9 +259,9 @@ def test_a_partial_update_changes_only_what_it_names(products, project):
             "field 'title': is required",
         ]
         with pytest.raises(services.Conflict, match="has version 2, not 1"):
-            services.update_row(project.pk, "products", row.id, {"qty": 6}, expected_version=1)
+            services.update_row(project.pk, "products", row.id, {"qty": 6}, version=1)
         assert services.update_row(
-            project.pk, "products", row.id, {"qty": 6}, expected_version=2
+            project.pk, "products", row.id, {"qty": 6}, version=2
         ).version == 3  # fmt: skip
 
 

@@ -45,12 +45,13 @@ class FailingCleanupMiddleware:
 handler404 = project.handler404
 handler500 = project.handler500
 
+# Before the project's: its last pattern answers every other path under /api/ with a 404.
 urlpatterns = [
-    *project.urlpatterns,
     path("api/v1/fail/database/", database_gone),
     path("api/v1/fail/connection/", connection_closed),
     path("api/v1/fail/wrapped/", wrapped_database_error),
     path("api/v1/fail/bug/", bug),
     path("fail/database/", database_gone),
     path("fail/bug/", bug),
+    *project.urlpatterns,
 ]
