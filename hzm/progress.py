@@ -11,12 +11,14 @@ often update() is called, and none at all with write=None: commands pass None at
 `-v 0`. The clock is injectable so that tests never wait for one.
 """
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-INTERVAL = 2.0  # seconds between two lines
+# Seconds between two lines (HZM_PROGRESS_INTERVAL; 0: a line at every step of the work).
+INTERVAL = float(os.environ.get("HZM_PROGRESS_INTERVAL") or 2.0)
 
 Write = Callable[[str], object]
 

@@ -1,10 +1,12 @@
 """Tests of hzm.db.localdb on a real, throwaway cluster; no Django test database."""
 
+import contextlib
 import os
 import pwd
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -308,3 +310,31 @@ def test_localdb_command_prints_url_and_maps_errors(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(LocalCluster, "status", fail)
     with pytest.raises(CommandError, match="the cluster is broken: delete it"):
         call_command("localdb", "status")
+
+
+@pytest.mark.parametrize(("state", "code"), [("running", 0), ("stopped", 3), ("absent", 3)])
+def test_localdb_status_exits_non_zero_unless_the_cluster_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys, state: str, code: int
+):
+    from django.core.management import call_command
+
+    monkeypatch.setattr(LocalCluster, "status", lambda self: state)
+    with pytest.raises(SystemExit) if code else contextlib.nullcontext() as exited:
+        call_command("localdb", "status")
+    assert capsys.readouterr().out.splitlines()[0] == state
+    if code:
+        assert exited.value.code == code
+
+
+def test_localdb_status_exit_code_follows_the_state_it_prints():
+    """As a script runs it: 0 for running, 3 for stopped or absent, whichever this machine has."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "localdb", "status"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    state = result.stdout.splitlines()[0]
+    assert state in ("running", "stopped", "absent"), result
+    assert result.returncode == (0 if state == "running" else 3), result

@@ -37,8 +37,10 @@ from psycopg import sql as pgsql
 from hzm.db import sql
 from hzm.db.localdb import BINDIR_GLOBS
 from hzm.deploy.connection import libpq_connection, use_database
+from hzm.progress import Progress
 
 SIDECAR_FORMAT = 1
+POLL_SECONDS = 0.5  # how often a running pg_dump/pg_restore is measured for progress
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
 USER_SCHEMAS = (
     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
@@ -277,11 +279,58 @@ def client_program(name: str, server_major: int) -> str:
     )
 
 
-def _run(args: list[str], env: dict[str, str], what: str) -> str:
-    result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        raise BackupError(f"{what} failed (exit {result.returncode}): {result.stderr.strip()}")
-    return result.stdout
+def _run(
+    args: list[str],
+    env: dict[str, str],
+    what: str,
+    progress: Progress | None = None,
+    measure: Callable[[subprocess.Popen], int | None] | None = None,
+) -> str:
+    """Run a client program; with `progress`, report `measure(process)` bytes as it runs."""
+    if progress is None:
+        result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+        returncode, stdout, stderr = result.returncode, result.stdout, result.stderr
+    else:
+        process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        while True:
+            try:
+                # Waiting with a timeout and calling again loses no output (subprocess docs).
+                stdout, stderr = process.communicate(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                progress.update(bytes=measure(process) if measure else None)
+        returncode = process.returncode
+    if returncode != 0:
+        raise BackupError(f"{what} failed (exit {returncode}): {stderr.strip()}")
+    return stdout
+
+
+def _file_size(path: Path) -> Callable[[subprocess.Popen], int | None]:
+    """How much pg_dump has written so far: the size of its output file."""
+
+    def measure(process: subprocess.Popen) -> int | None:
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    return measure
+
+
+def _bytes_read(limit: int) -> Callable[[subprocess.Popen], int | None]:
+    """How much pg_restore has read so far (Linux: /proc/<pid>/io), at most `limit`."""
+
+    def measure(process: subprocess.Popen) -> int | None:
+        try:
+            text = Path(f"/proc/{process.pid}/io").read_text()
+        except OSError:
+            return None  # not Linux, or already gone: elapsed time only
+        found = re.search(r"^rchar: (\d+)$", text, re.MULTILINE)
+        return min(int(found[1]), limit) if found else None
+
+    return measure
 
 
 # --- Backup -------------------------------------------------------------------------------------
@@ -304,13 +353,25 @@ def private_files() -> Iterator[None]:
         os.umask(previous)
 
 
-def create_backup(connection: Any, directory: Path, say: Callable[[str], None] = print) -> Backup:
-    """Dump the database of `connection` into `directory`, with its sidecar; return both."""
+def create_backup(
+    connection: Any, directory: Path, say: Callable[[str], None] | None = print
+) -> Backup:
+    """Dump the database of `connection` into `directory`, with its sidecar; return both.
+
+    `say` gets what it does and, while pg_dump runs, progress lines (bytes written,
+    elapsed, rate); None: nothing.
+    """
     with private_files():
         return _create_backup(connection, Path(directory), say)
 
 
-def _create_backup(connection: Any, directory: Path, say: Callable[[str], None]) -> Backup:
+def _quiet(message: str) -> None:
+    pass
+
+
+def _create_backup(connection: Any, directory: Path, say: Callable[[str], None] | None) -> Backup:
+    write = say
+    say = say or _quiet
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     connection.ensure_connection()
     pg_dump = client_program("pg_dump", connection.pg_version // 10000)
@@ -344,13 +405,26 @@ def _create_backup(connection: Any, directory: Path, say: Callable[[str], None])
             raise BackupError(f"{dump} already exists; not overwriting it")
         partial = dump.with_name(dump.name + ".partial")
         conninfo, env = libpq_connection(connection)
-        say(f"pg_dump of {database} (snapshot {snapshot}) to {dump}")
+        rows = manifest["row_counts"]
+        say(
+            f"pg_dump of {database} (snapshot {snapshot}; {sum(rows.values()):,} rows in "
+            f"{len(rows)} tables) to {dump}"
+        )
+        progress = Progress("pg_dump", write)
         try:
             options = ["--format=custom", f"--snapshot={snapshot}", "--no-password"]
-            _run([pg_dump, *options, f"--file={partial}", f"--dbname={conninfo}"], env, "pg_dump")
+            _run(
+                [pg_dump, *options, f"--file={partial}", f"--dbname={conninfo}"],
+                env,
+                "pg_dump",
+                progress,
+                _file_size(partial),
+            )
         except BackupError:
             partial.unlink(missing_ok=True)
             raise
+        progress.bytes = partial.stat().st_size
+        progress.finish("written")
     manifest["pg_dump"] = _run([pg_dump, "--version"], env, "pg_dump --version").strip()
     manifest["file"] = dump.name
     manifest["bytes"] = partial.stat().st_size
@@ -386,14 +460,17 @@ def restore_backup(
     *,
     create: bool = False,
     no_owner: bool = False,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] | None = print,
 ) -> tuple[list[str], list[str]]:
     """Restore a backup into the EMPTY database `target` (on `connection`'s server), verify it.
 
     Returns verify()'s (problems, notes): no problems when the restored database has the
     backup's rows, migration state, row level security, policies and triggers, and
-    dbdoctor finds nothing wrong.
+    dbdoctor finds nothing wrong. `say` gets what it does and, while pg_restore runs,
+    progress lines (bytes of the dump read, elapsed, rate); None: nothing.
     """
+    write = say
+    say = say or _quiet
     dump, manifest = read_manifest(path)
     if sha256_of(dump) != manifest.get("sha256"):
         raise BackupError(f"{dump}: its SHA-256 differs from the sidecar's: the file is damaged")
@@ -414,13 +491,23 @@ def restore_backup(
                 )
             _ensure_roles(cursor, manifest, no_owner, say)
         conninfo, env = libpq_connection(target_connection)
-        say(f"pg_restore of {dump.name} into {target}")
+        rows = manifest["row_counts"]
+        say(
+            f"pg_restore of {dump.name} into {target} ({sum(rows.values()):,} rows in "
+            f"{len(rows)} tables)"
+        )
+        size = dump.stat().st_size
+        progress = Progress("pg_restore", write, bytes_total=size)
         args = [pg_restore, "--exit-on-error", "--single-transaction", "--no-password"]
         _run(
             [*args, *(["--no-owner"] if no_owner else []), f"--dbname={conninfo}", str(dump)],
             env,
             "pg_restore",
+            progress,
+            _bytes_read(size),
         )
+        progress.bytes = size  # all of it, once it has finished
+        progress.finish("read; verifying")
         return verify(target_connection, manifest)
 
 

@@ -11,6 +11,7 @@ from hzm.deploy.backup import (
     read_manifest,
     state_hash,
 )
+from hzm.progress import size
 from tests.deploy.conftest import ROLE, query, url_as
 
 TENANT_TABLES = ("core.users", "core.projects", "core.table_metadata", "app.generic_data")
@@ -70,6 +71,31 @@ def test_names_and_sidecar(run, source, backup_dir):
     assert ROLE in manifest["roles"]["grantees"]
     assert manifest["server_version"].startswith(query(source, "SHOW server_version")[0][0][:2])
     assert latest_backup(backup_dir, source) == dump
+
+
+def test_backup_and_restore_report_progress_and_are_quiet_at_verbosity_0(
+    run, source, databases, backup_dir
+):
+    every_poll = {"HZM_PROGRESS_INTERVAL": "0"}
+    out = run("backup", dbname=source, env=every_poll).stdout
+    [dump] = backup_dir.glob("*.dump")
+    dumped = [line for line in out.splitlines() if line.startswith("pg_dump: ")]
+    assert dumped[-1].startswith(f"pg_dump: {size(dump.stat().st_size)}, "), out
+    assert dumped[-1].endswith("/s (written)"), out
+
+    target = databases.reserve()
+    # What restore's verification finds is other tests' business: here, its progress.
+    args = ("restore", str(dump), "--target-db", target, "--create")
+    out = run(*args, dbname=source, env=every_poll, check=False).stdout
+    whole = size(dump.stat().st_size)
+    restored = [line for line in out.splitlines() if line.startswith("pg_restore: ")]
+    assert restored[-1].startswith(f"pg_restore: {whole} of {whole} (100%), "), out
+    assert restored[-1].endswith("/s (read; verifying)"), out
+
+    assert run("backup", "-v", "0", dbname=source).stdout == ""
+    quiet = databases.reserve()
+    args = ("restore", str(dump), "--target-db", quiet, "--create", "-v", "0")
+    assert run(*args, dbname=source, check=False).stdout == ""
 
 
 def test_naming_is_pure():

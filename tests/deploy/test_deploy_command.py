@@ -1,5 +1,6 @@
 """`manage.py deploy`: the checklist in one command, stopping with the way back."""
 
+import hzm
 from tests.deploy.conftest import migration, query
 from tests.deploy.test_migrate_command import ADD_INDEX
 
@@ -25,7 +26,13 @@ def test_a_deploy_runs_the_checklist(run, probe, databases, backup_dir):
     assert dump.with_suffix(".json").is_file()
     assert "Rolled back: the database is unchanged" in out  # the dry run
     assert "Applying deployprobe.0002_add_widget_index... OK" in out
-    assert "'status': 'ok'" in out
+    health = out[out.index(STEPS[-1]) :].splitlines()[1:5]
+    assert health == [
+        "  status:     ok",
+        f"  version:    {hzm.__version__}",
+        "  database:   ok",
+        "  migrations: up to date",
+    ]
     assert f"To undo the schema change: python manage.py rollback --to-backup {dump}" in out
     assert applied(database) == ["0001_create_widgets", "0002_add_widget_index"]
 

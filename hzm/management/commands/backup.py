@@ -9,6 +9,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from hzm.deploy.backup import BackupError, create_backup
 from hzm.deploy.connection import MigrationConnectionCommand
+from hzm.progress import for_verbosity
 
 
 class Command(MigrationConnectionCommand, BaseCommand):
@@ -32,10 +33,14 @@ class Command(MigrationConnectionCommand, BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         directory = options["dir"] or Path(settings.BACKUP_DIR)
+        # What it does and pg_dump's progress (bytes, elapsed, rate); -v 0: nothing.
+        write = for_verbosity(self.stdout.write, options["verbosity"])
         try:
-            backup = create_backup(connections[DEFAULT_DB_ALIAS], directory, self.stdout.write)
+            backup = create_backup(connections[DEFAULT_DB_ALIAS], directory, write)
         except BackupError as exc:
             raise CommandError(str(exc)) from exc
+        if write is None:
+            return
         manifest = backup.manifest
         tables = manifest["row_counts"]
         self.stdout.write(

@@ -116,7 +116,9 @@ class Command(MigrationConnectionCommand, BaseCommand):
         healthy, body = health.check()
         if not healthy:
             raise CommandError("; ".join(body["problems"]))
-        self.stdout.write(f"  {body}")
+        width = max(len(key) for key in body) + 2
+        for key, value in body.items():
+            self.stdout.write(f"  {key + ':':<{width}}{value}")
 
     def _migrate_options(self) -> dict[str, Any]:
         return {

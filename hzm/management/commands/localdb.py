@@ -5,11 +5,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from hzm.db.localdb import LocalCluster, LocalDatabaseError
 
+# `localdb status` exits 0 when the cluster runs, NOT_RUNNING when it is stopped or not
+# created yet (the LSB convention of `service status`), 1 on an error.
+NOT_RUNNING = 3
+
 
 class Command(BaseCommand):
     help = (
         "Manage the embedded PostgreSQL cluster that the project uses when DATABASE_URL is "
-        'unset. `url` prints a libpq URL: psql "$(python manage.py localdb url)".'
+        'unset. `url` prints a libpq URL: psql "$(python manage.py localdb url)". `status` '
+        f"exits 0 when the cluster runs, {NOT_RUNNING} when it is stopped or absent."
     )
     # The cluster must be manageable even while models or migrations are broken.
     requires_system_checks = []
@@ -39,7 +44,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def _status(self, cluster: LocalCluster) -> None:
-        self.stdout.write(cluster.status())
+        state = cluster.status()
+        self.stdout.write(state)
         self.stdout.write(f"data:   {cluster.data_dir}")
         self.stdout.write(f"socket: {cluster.socket_dir}")
         self.stdout.write(f"log:    {cluster.log_file}")
@@ -48,3 +54,5 @@ class Command(BaseCommand):
             self.stdout.write(
                 "DATABASE_URL is set: the project does not use this embedded cluster."
             )
+        if state != "running":
+            raise SystemExit(NOT_RUNNING)

@@ -8,6 +8,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from hzm.deploy.backup import BackupError, restore_backup
 from hzm.deploy.connection import MigrationConnectionCommand
+from hzm.progress import for_verbosity
 
 
 class Command(MigrationConnectionCommand, BaseCommand):
@@ -45,6 +46,8 @@ class Command(MigrationConnectionCommand, BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         connection = connections[DEFAULT_DB_ALIAS]
         target = self._target(options)
+        # What it does and pg_restore's progress (bytes, elapsed, rate); -v 0: nothing.
+        write = for_verbosity(self.stdout.write, options["verbosity"])
         try:
             problems, notes = restore_backup(
                 connection,
@@ -52,7 +55,7 @@ class Command(MigrationConnectionCommand, BaseCommand):
                 target,
                 create=options["create"],
                 no_owner=options["no_owner"],
-                say=self.stdout.write,
+                say=write,
             )
         except BackupError as exc:
             raise CommandError(str(exc)) from exc
@@ -65,6 +68,8 @@ class Command(MigrationConnectionCommand, BaseCommand):
                 f"restore: {target} was restored but does not match the backup "
                 f"({len(problems)} problem(s) above)"
             )
+        if write is None:
+            return
         doctor = "dbdoctor: informational only (above)" if notes else "dbdoctor agrees"
         self.stdout.write(
             self.style.SUCCESS(
