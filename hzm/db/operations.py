@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.postgres.operations import NotInTransactionMixin
+from django.db import NotSupportedError
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.operations.fields import FieldOperation
 from django.db.models import NOT_PROVIDED, GeneratedField
@@ -486,6 +487,14 @@ class AddTenantForeignKey(TableOperation):
     `on_delete` must be the rule of x_id's own key (CASCADE or SET NULL, which empties
     the columns but tenant_id): the two keys' triggers fire in no guaranteed order, so a
     NO ACTION key beside a CASCADE one could refuse the very cascade the other performs.
+
+    On a populated table, `validate_separately=True` adds the key NOT VALID (checked for
+    new rows at once, under a brief SHARE ROW EXCLUSIVE lock) and then VALIDATE CONSTRAINT
+    checks the existing rows under SHARE UPDATE EXCLUSIVE, which lets reads and writes go
+    on. The two must commit apart, so the migration needs `atomic = False`; by default
+    the key is added and validated in one statement, as before. A run that stopped (a row
+    VALIDATE refused, since fixed) can simply run again: the NOT VALID key is dropped
+    and added again in the same statement.
     """
 
     def __init__(
@@ -496,6 +505,7 @@ class AddTenantForeignKey(TableOperation):
         to_model: str,
         to_columns: tuple[str, ...] | list[str],
         on_delete: str = "NO ACTION",
+        validate_separately: bool = False,
     ) -> None:
         super().__init__(model_name)
         self.name = sql.validate_identifier(name, "constraint")
@@ -503,6 +513,12 @@ class AddTenantForeignKey(TableOperation):
         self.to_model = to_model
         self.to_columns = tuple(to_columns)
         self.on_delete = on_delete
+        if not isinstance(validate_separately, bool):
+            raise ValueError(
+                f"AddTenantForeignKey({name}): validate_separately must be True or False, "
+                f"got {validate_separately!r}"
+            )
+        self.validate_separately = validate_separately
         sql.add_foreign_key(self.name, "", "t", self.columns, "", "t", self.to_columns)
         self._on_delete_sql()  # a bad rule fails when the migration loads
 
@@ -521,9 +537,17 @@ class AddTenantForeignKey(TableOperation):
         }
         if self.on_delete != "NO ACTION":
             kwargs["on_delete"] = self.on_delete
+        if self.validate_separately:
+            kwargs["validate_separately"] = True
         return self.__class__.__qualname__, [], kwargs
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if self.validate_separately and schema_editor.connection.in_atomic_block:
+            raise NotSupportedError(
+                f"AddTenantForeignKey({self.name}, validate_separately=True) adds the key NOT "
+                "VALID and validates it in a second transaction: set atomic = False on the "
+                "migration (in one transaction the first lock is held while it validates)"
+            )
         target = self._table(app_label, to_state, schema_editor)
         if target:
             to_app, _, to_name = self.to_model.rpartition(".")
@@ -532,14 +556,28 @@ class AddTenantForeignKey(TableOperation):
             statement = sql.add_foreign_key(
                 self.name, *target, self.columns, to_schema, to_table, self.to_columns
             )
-            self._run(schema_editor, [statement + self._on_delete_sql()])
+            statement += self._on_delete_sql()
+            if not self.validate_separately:
+                self._run(schema_editor, [statement])
+                return
+            self._run(
+                schema_editor,
+                [
+                    sql.readd_not_valid(statement, self.name),
+                    sql.validate_constraint(*target, self.name),
+                ],
+            )
 
     def _drop_sql(self, schema: str, table: str) -> list[str]:
         return [sql.drop_constraint(self.name, schema, table)]
 
     def describe(self) -> str:
         rule = f" (on delete {self.on_delete.lower()})" if self.on_delete != "NO ACTION" else ""
-        return f"Add tenant foreign key {self.name} on {self.model_name} -> {self.to_model}{rule}"
+        then = ", NOT VALID then validated" if self.validate_separately else ""
+        return (
+            f"Add tenant foreign key {self.name} on {self.model_name} -> {self.to_model}"
+            f"{rule}{then}"
+        )
 
     @property
     def migration_name_fragment(self) -> str:

@@ -390,6 +390,20 @@ def add_foreign_key(
     )
 
 
+def readd_not_valid(add_constraint: str, name: str) -> str:
+    """`ALTER TABLE t ADD CONSTRAINT name ...` as a re-runnable NOT VALID step.
+
+    ALTER TABLE t DROP CONSTRAINT IF EXISTS name, ADD CONSTRAINT name ... NOT VALID: the
+    existing rows are not checked (VALIDATE CONSTRAINT does that next, without blocking
+    writes), and a second run after an interruption replaces the key instead of failing.
+    """
+    head, separator, rest = add_constraint.partition(" ADD CONSTRAINT ")
+    if not separator or not head.startswith("ALTER TABLE "):
+        raise ValueError(f"not an ALTER TABLE ... ADD CONSTRAINT statement: {add_constraint!r}")
+    quoted = quote_identifier(name, "constraint")
+    return f"{head} DROP CONSTRAINT IF EXISTS {quoted}, ADD CONSTRAINT {rest} NOT VALID"
+
+
 def drop_constraint(name: str, schema: str, table: str) -> str:
     return (
         f"ALTER TABLE {table_ref(schema, table)} "

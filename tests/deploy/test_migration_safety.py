@@ -9,8 +9,11 @@ leaving the safe ways and the toolkit's operations alone.
 import json
 
 import pytest
+from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
+from hzm.db import sql
+from hzm.deploy import squawk
 from hzm.deploy.lint import FIXES, lint_migrations
 from tests.deploy.conftest import migration
 
@@ -135,6 +138,68 @@ def test_each_unsafe_change_is_caught_with_its_fix(run, probe, databases):
 )
 def test_the_fixes_name_the_safe_way(code, names):
     assert all(name in FIXES[code] for name in names)
+
+
+def test_squawk_finds_nothing_unreviewed_in_the_migrations_after_the_first_release(db):
+    findings = squawk.lint_migrations()
+    unreviewed = squawk.unaccepted(findings)
+    assert not unreviewed, "squawk findings, fix or accept them (hzm/deploy/squawk.py):\n" + (
+        "\n".join(map(str, unreviewed))
+    )
+    assert squawk.stale_acceptances(findings) == []
+
+
+def test_squawk_lints_every_migration_after_the_first_release(db):
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    linted = squawk.migrations_after_first_release(loader)
+    assert ("generic_data", "0002_tenant_isolation") in linted
+    assert ("generic_data", "0001_add_generic_data") not in linted  # the guide's schema
+    assert {app for app, _ in linted} <= set(squawk.project_apps())
+    assert not {app for app, _ in linted} & {"auth", "contenttypes", "sessions", "admin", "axes"}
+
+
+def test_squawk_catches_what_the_migration_linter_misses():
+    """The issue's three: a validating foreign key on a populated table, a unique index on a
+    schema-qualified table, and an index that is not the migration's first."""
+    foreign_key = sql.add_foreign_key(
+        "fk_rows_tenant_table",
+        "app",
+        "rows",
+        ("tenant_id", "table_id"),
+        "core",
+        "tables",
+        ("tenant_id", "id"),
+    )
+    indexes = (
+        'CREATE INDEX "idx_rows_a" ON "app"."rows" ("a");\n'
+        'CREATE UNIQUE INDEX "idx_rows_b" ON "app"."rows" ("b");'
+    )
+    findings = squawk.check_sql(
+        {"probe.0002_key": f"BEGIN;\n{foreign_key};\nCOMMIT;\n", "probe.0003_indexes": indexes}
+    )
+    found = {(f.migration, f.rule, f.line) for f in findings}
+    assert ("probe.0002_key", "adding-foreign-key-constraint", 2) in found
+    assert {
+        ("probe.0003_indexes", "require-concurrent-index-creation", 1),
+        ("probe.0003_indexes", "require-concurrent-index-creation", 2),
+    } <= found
+
+
+def test_the_not_valid_path_of_add_tenant_foreign_key_satisfies_squawk():
+    add = sql.add_foreign_key(
+        "fk_rows_tenant_table",
+        "app",
+        "rows",
+        ("tenant_id", "table_id"),
+        "core",
+        "tables",
+        ("tenant_id", "id"),
+    )
+    steps = [
+        sql.readd_not_valid(add, "fk_rows_tenant_table"),
+        sql.validate_constraint("app", "rows", "fk_rows_tenant_table"),
+    ]
+    assert squawk.check_sql({"probe.0004_key": ";\n".join(steps) + ";\n"}) == []
 
 
 def test_every_migration_is_reversible():
