@@ -265,6 +265,14 @@ if _proxy_ssl_header and (
     )
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The proxies whose forwarding headers count, as gunicorn reads the same variable
+# (hzm/gunicorn.py): from them Django takes the client's IP from X-Forwarded-For
+# (hzm.proxies.client_ip: the audit trail, the admin sign-in throttle).
+from hzm.proxies import parse_trusted_proxies  # noqa: E402
+
+HZM_FORWARDED_ALLOW_IPS = parse_trusted_proxies(
+    env.list("FORWARDED_ALLOW_IPS", default=["127.0.0.1"])
+) or ["127.0.0.1"]
 # Django's defaults, which check --deploy asks for, stated here so that they stay.
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"

@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonRes
 
 from hzm.db.operations import runtime_role
 from hzm.durations import duration
+from hzm.proxies import client_ip
 
 
 class TenantContextError(RuntimeError):
@@ -271,11 +272,8 @@ def set_audit_actor(
 def request_metadata(request: HttpRequest) -> tuple[str, str | None, str | None]:
     """(request id, client IP, user agent) of a request, as the audit trail records them."""
     request_id = getattr(request, "request_id", None) or request_id_for(request)
-    return (
-        request_id,
-        request.META.get("REMOTE_ADDR") or None,
-        request.headers.get("User-Agent") or None,
-    )
+    # The client behind the trusted proxies (FORWARDED_ALLOW_IPS), not the proxy.
+    return (request_id, client_ip(request), request.headers.get("User-Agent") or None)
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
