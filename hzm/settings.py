@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     # django-ninja (the HTTP API, hzm/api.py): installed for its templates and static
     # files, so /api/v1/docs serves Swagger UI from here rather than from a CDN.
     "ninja",
+    # Throttling of the admin's sign-in (hzm.throttling); its tables live in public.
+    "axes",
     # Deployment safety: only its system checks (migration file names); no models.
     "hzm.deploy.apps.DeployConfig",
     "cfg",
@@ -72,6 +74,8 @@ MIDDLEWARE = [
     "hzm.db.context.TenantContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns an admin sign-in that axes refused into the lock-out page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hzm.urls"
@@ -150,7 +154,38 @@ for _name in ("HZM_STATEMENT_TIMEOUT", "HZM_LOCK_TIMEOUT", "HZM_IDLE_IN_TRANSACT
 # Sessions and sign-in through SECURITY DEFINER lookups (core/sessions.py, core/auth.py):
 # the web login may read neither django_session nor core.users.
 SESSION_ENGINE = "core.sessions"
-AUTHENTICATION_BACKENDS = ["core.auth.UserBackend"]
+# axes' check comes first: a locked-out admin sign-in is refused before a password is hashed.
+AUTHENTICATION_BACKENDS = ["hzm.throttling.AdminSignInThrottle", "core.auth.UserBackend"]
+
+# Admin sign-in throttling (django-axes, hzm/throttling.py): AXES_FAILURE_LIMIT failed
+# sign-ins of one email from one client IP lock that pair out for AXES_COOLOFF_MINUTES
+# after the last of them. The tenants' sign-in (/api/v1/auth/login) is not throttled.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+_cool_off_minutes = env.int("AXES_COOLOFF_MINUTES", default=15)
+if AXES_FAILURE_LIMIT < 1 or _cool_off_minutes < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"AXES_FAILURE_LIMIT={AXES_FAILURE_LIMIT}, AXES_COOLOFF_MINUTES={_cool_off_minutes}: "
+        "both must be whole numbers of at least 1 (defaults 5 and 15)"
+    )
+from datetime import timedelta  # noqa: E402
+
+AXES_COOLOFF_TIME = timedelta(minutes=_cool_off_minutes)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "hzm.throttling.AdminSignInHandler"
+AXES_USERNAME_FORM_FIELD = "username"  # the admin form's field; also the key of credentials
+AXES_USERNAME_CALLABLE = "hzm.throttling.sign_in_username"
+AXES_CLIENT_IP_CALLABLE = "hzm.proxies.client_ip"
+AXES_LOCKOUT_CALLABLE = "hzm.throttling.lockout_response"
+# A refused try during the lock-out does not prolong it: the page can name its end.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A successful sign-in clears that email and address's failures.
+AXES_RESET_ON_SUCCESS = True
+# Sign-ins are in the audit trail (ops.audit_logs: the user's last login, with its
+# request); axes' own access log and its admin pages are off.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False
 
 # --- Deployment (issue 6) ------------------------------------------------------------
 # The owner's URL for schema changes: `migrate`, `backup`, `restore`, `rollback` and
@@ -185,6 +220,19 @@ HZM_MIGRATION_LINT_ACCEPTED = {
     "everywhere when its UNIQUE (tenant_id, id) is added",
     "cfg.0005_unique_global_translations": "first release (0.1.0): cfg.translations holds "
     "only reference data when its unique key is rebuilt",
+    # django-axes' own: a deployment gets axes with all its migrations at once, so the
+    # tables they alter are still empty.
+    **{
+        f"axes.{name}": "django-axes 8.3.1, installed with the admin sign-in throttle: its "
+        "migrations run at once, on axes tables created empty by the same migrate"
+        for name in (
+            "0002_auto_20151217_2044",
+            "0005_remove_accessattempt_trusted",
+            "0006_remove_accesslog_trusted",
+            "0007_alter_accessattempt_unique_together",
+            "0009_add_session_hash",
+        )
+    },
 }
 
 # Fernet key(s) encrypting stored secrets (hzm/secrets.py); first one encrypts. Checked
