@@ -18,6 +18,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 
@@ -260,12 +261,54 @@ class TranslationForm(forms.ModelForm):
         return cleaned
 
 
+def import_rows(result: Any) -> list[dict[str, Any]]:
+    """Every row of an import that failed to validate, in file order, with its outcome.
+
+    django-import-export's page lists only the invalid rows then, with their reasons in a
+    hover box; this is each row, good or bad, and each bad row's errors as text.
+    """
+    invalid = {row.number: row for row in result.invalid_rows}
+    rows = []
+    for number, row_result in enumerate(result.rows, start=1):
+        bad = invalid.get(number)
+        outcome = "invalid" if bad is not None else row_result.import_type
+        rows.append(
+            {
+                "number": number,
+                "outcome": outcome,
+                "label": IMPORT_OUTCOMES.get(outcome, outcome),
+                "errors": [str(e) for errors in bad.error_dict.values() for e in errors]
+                if bad is not None
+                else [],
+                "values": bad.values if bad is not None else row_result.diff or [],
+            }
+        )
+    return rows
+
+
+IMPORT_OUTCOMES = {
+    "invalid": _("Error"),
+    "new": _("New"),
+    "update": _("Update"),
+    "skip": _("Unchanged"),
+    "delete": _("Delete"),
+}
+
+
 @admin.register(Translation)
 class TranslationAdmin(PlatformAdminMixin, ImportExportMixin, admin.ModelAdmin):
     form = TranslationForm
     resource_classes = [TranslationResource]
     formats = [CSV, XLSX]
     change_list_template = "admin/cfg/translation/change_list.html"
+    import_template_name = "admin/cfg/translation/import.html"
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        result = (getattr(response, "context_data", None) or {}).get("result")
+        if result is not None and result.has_validation_errors():
+            response.context_data["every_row"] = import_rows(result)
+        return response
     list_display = ("translation_key", "language", "scope", "translation_value")
     list_filter = ("language", TenantScopeFilter)
     search_fields = ("translation_key", "translation_value")

@@ -28,7 +28,12 @@ from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.exceptions import AlreadyRegistered
 from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    ImproperlyConfigured,
+    PermissionDenied,
+    ValidationError,
+)
 from django.db import models, router, transaction
 from django.db.models import NOT_PROVIDED
 from django.db.models.base import ModelBase
@@ -39,6 +44,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
 
 from hzm.db.context import set_audit_actor
 
@@ -55,9 +61,11 @@ class HzmAdminConfig(AdminConfig):
 class HzmAdminSite(admin.AdminSite):
     """The platform admin, for platform admins only (User.is_staff comes from their role)."""
 
-    site_header = "HZM platform administration"
-    site_title = "HZM platform admin"
-    index_title = "Platform configuration"
+    site_header = _("HZM platform administration")
+    site_title = _("HZM platform admin")
+    index_title = _("Platform configuration")
+    # No "View site" link: the platform has no public site at /, only the API and this admin.
+    site_url = None
 
     def register(
         self,
@@ -222,6 +230,41 @@ def changed_columns(obj: models.Model, loaded: dict[str, Any]) -> list[str]:
     return [name for name, before in loaded.items() if getattr(obj, name) != before]
 
 
+class YesNoListFilter(admin.BooleanFieldListFilter):
+    """A yes/no filter without Django's "Unknown" for a column that is never NULL in practice.
+
+    The schema's flags are nullable with a database default (the guide's columns), so
+    Django offers "Unknown" for every one of them, which always shows nothing. Here that
+    choice appears only when some row does hold NULL, and says what it is.
+    """
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.has_nulls = model._base_manager.filter(**{f"{field_path}__isnull": True}).exists()
+
+    def choices(self, changelist):
+        for number, choice in enumerate(super().choices(changelist)):
+            if number < 3:
+                yield choice
+            elif self.has_nulls or choice["selected"]:
+                yield {**choice, "display": _("Not set (NULL)")}
+
+
+def yes_no_filters(model: type[models.Model], list_filter: Iterable[Any]) -> list[Any]:
+    """`list_filter` with each nullable BooleanField named by itself given YesNoListFilter."""
+    found = []
+    for entry in list_filter:
+        if isinstance(entry, str) and "__" not in entry:
+            try:
+                field = model._meta.get_field(entry)
+            except FieldDoesNotExist:
+                field = None
+            if isinstance(field, models.BooleanField) and field.null:
+                entry = (entry, YesNoListFilter)
+        found.append(entry)
+    return found
+
+
 class PlatformAdminMixin(AuditedAdminMixin):
     """Audited writes of only what changed, database defaults as initial values, refused
     deletes named.
@@ -239,6 +282,9 @@ class PlatformAdminMixin(AuditedAdminMixin):
         if obj is not None:
             setattr(obj, LOADED_VALUES, loaded_values(obj))
         return obj
+
+    def get_list_filter(self, request):
+        return yes_no_filters(self.model, super().get_list_filter(request))
 
     def save_model(self, request, obj, form, change):
         loaded = getattr(obj, LOADED_VALUES, None) if change else None
@@ -332,6 +378,9 @@ class SoftDeleteAdminMixin:
 
     actions = ["restore_selected"]
     model: type[models.Model]
+    # The delete pages say what happens: the row is marked deleted and can be restored.
+    delete_confirmation_template = "admin/hzm/soft_delete/delete_confirmation.html"
+    delete_selected_confirmation_template = "admin/hzm/soft_delete/delete_selected.html"
 
     def get_queryset(self, request):
         # Every row, deleted ones too: the filter chooses (live by default), and the

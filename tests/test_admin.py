@@ -29,8 +29,10 @@ from hzm.db import sql
 from ops.admin import audit_changes
 from ops.models import AuditLog
 from tests.factories import (
+    ApiKeyFactory,
     ExchangeRateFactory,
     LanguageFactory,
+    ProjectFactory,
     TenantFactory,
     TranslationFactory,
     UserFactory,
@@ -222,10 +224,13 @@ SAMPLES = {
     "comms.notification": lambda: NotificationFactory(),
     "comms.webhook": lambda: WebhookFactory(),
     "comms.webhookdelivery": lambda: WebhookDeliveryFactory(),
+    "core.apikey": lambda: ApiKeyFactory(),
     "core.organization": lambda: OrganizationFactory(),
     "core.permission": lambda: PermissionFactory(),
+    "core.project": lambda: ProjectFactory(),
     "core.role": lambda: RoleFactory(),
     "core.tenant": lambda: TenantFactory(),
+    "core.user": lambda: UserFactory(),
     "core.userrole": lambda: UserRoleFactory(),
     "ops.auditlog": _audit_log_sample,
     "ops.systemlog": lambda: SystemLogFactory(),
@@ -454,6 +459,39 @@ def test_deleting_a_tenant_soft_deletes_it_with_the_admin_as_actor(
     deleted = signed_in.get(admin_url(f"{prefix}_changelist") + "?deleted=deleted")
     assert list(deleted.context["cl"].result_list) == [row]
     assert signed_in.get(change_url(row)).status_code == 200
+
+
+def test_the_delete_pages_of_a_tenant_say_it_is_a_soft_delete(signed_in: Any, tenant: Tenant):
+    page = signed_in.get(admin_url("core_tenant_delete", tenant.pk)).content.decode()
+    assert "will be marked deleted, not removed" in page and "can be restored" in page
+    assert "will be deleted" not in page and "related items will be deleted" not in page
+    bulk = signed_in.post(
+        admin_url("core_tenant_changelist"),
+        {"action": "delete_selected", "_selected_action": [tenant.pk]},
+    ).content.decode()
+    assert "will be marked deleted, not removed" in bulk and "can be restored" in bulk
+    assert "will be deleted" not in bulk
+    assert not Tenant.all_objects.get(pk=tenant.pk).is_deleted  # asked, not done
+
+
+def test_yes_no_filters_offer_no_unknown_unless_a_row_is_null(signed_in: Any, tenant: Tenant):
+    def choices(page: Any, title: str) -> list[str]:
+        (spec,) = [spec for spec in page.context["cl"].filter_specs if spec.title == title]
+        return [choice["display"] for choice in spec.choices(page.context["cl"])]
+
+    listed = signed_in.get(admin_url("core_tenant_changelist"))
+    assert choices(listed, "is active") == ["All", "Yes", "No"]
+    languages = signed_in.get(admin_url("cfg_language_changelist"))
+    assert choices(languages, "is active") == ["All", "Yes", "No"]
+    Tenant.objects.filter(pk=tenant.pk).update(is_active=None)  # raw SQL could do it
+    listed = signed_in.get(admin_url("core_tenant_changelist"))
+    assert choices(listed, "is active") == ["All", "Yes", "No", "Not set (NULL)"]
+
+
+def test_there_is_no_view_site_link_to_a_missing_page(signed_in: Any):
+    page = signed_in.get(admin_url("index"))
+    assert page.context["site_url"] is None
+    assert "View site" not in page.content.decode()
 
 
 def test_restore_brings_deleted_tenants_back_and_is_audited(
@@ -955,6 +993,22 @@ def test_an_import_with_bad_rows_shows_row_errors_and_saves_nothing(signed_in: A
     assert "expected a tenant's id" in errors[4]["tenant_id"][0]
     assert "translation_key" in errors[5]
     assert "is not in cfg.languages" in preview.content.decode()
+    assert not Translation.objects.exists()
+
+
+def test_an_import_preview_shows_every_row_and_each_reason_as_text(signed_in: Any):
+    content = _csv(("", "en", "good.key", "Fine text"), ("", "xx", "bad.key", "Bad text"))
+    preview = _import(signed_in, content, "mixed.csv", CSV_FORMAT)
+    rows = [
+        (row["number"], row["outcome"], row["errors"]) for row in preview.context["every_row"]
+    ]
+    assert rows == [(1, "new", []), (2, "invalid", ["language: 'xx' is not in cfg.languages"])]
+    page = preview.content.decode()
+    table = page[page.index('id="import-rows"') :]
+    assert "good.key" in table and "Fine text" in table and "bad.key" in table
+    # The reason is text in the row, not a hover box (django-import-export's own markup).
+    assert '<li>language: &#x27;xx&#x27; is not in cfg.languages</li>' in table
+    assert "validation-error-container" not in page
     assert not Translation.objects.exists()
 
 
