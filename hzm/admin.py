@@ -66,6 +66,9 @@ class HzmAdminSite(admin.AdminSite):
     index_title = _("Platform configuration")
     # No "View site" link: the platform has no public site at /, only the API and this admin.
     site_url = None
+    # The lists need the width (the audit trail's actor and changes, the tenant's columns
+    # at 1,280 px); the index and the breadcrumbs lead to every page.
+    enable_nav_sidebar = False
 
     def register(
         self,

@@ -145,3 +145,58 @@ def test_admin_edits_in_a_browser_show_in_the_audit_trail_with_the_admin_s_name(
         wait_for_text(browser, actor)
         table = browser.find_element(By.CSS_SELECTOR, "table.audit-changes").text
         assert before in table and after in table, table
+
+
+NARROW = (1280, 900)  # a common laptop screen: the lists must fit it without scrolling sideways
+
+
+def columns_past_the_right_edge(driver: webdriver.Chrome) -> list[str]:
+    """The list's column headers that end beyond what is visible: past the window's right
+    edge, or past the right edge of the list's box (which would scroll sideways)."""
+    return driver.execute_script(
+        "const box = document.querySelector('#result_list').closest('.results');"
+        "const edge = Math.min(document.documentElement.clientWidth,"
+        " box.getBoundingClientRect().right);"
+        "return [...document.querySelectorAll('#result_list thead th')]"
+        ".filter(th => th.getBoundingClientRect().right > edge + 1)"
+        ".map(th => th.innerText.trim() || th.className);"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_audit_and_tenant_lists_fit_1280_pixels(
+    live_server: Any, browser: webdriver.Chrome, tmp_path: Path
+):
+    call_command(
+        "loaddata", "001_default_languages", "002_default_currencies", "003_platform_admin",
+        verbosity=0,
+    )
+    admin_user = User.objects.get(email=ADMIN_EMAIL)
+    admin_user.set_password(PASSWORD)
+    admin_user.save()
+    for number in range(3):
+        tenant = TenantFactory(
+            name=f"Acme Widgets International {number}", slug=f"acme-widgets-{number}"
+        )
+        Tenant.objects.filter(pk=tenant.pk).update(name=f"Acme Widgets Worldwide {number}")
+    base = live_server.url
+    browser.set_window_size(*NARROW)
+    browser.get(f"{base}/admin/login/?next=/admin/")
+    replace_text(browser, "username", ADMIN_EMAIL)
+    replace_text(browser, "password", PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_for_text(browser, "Platform configuration")
+    assert browser.execute_script("return window.innerWidth") == NARROW[0]
+
+    for name, path, needed in (
+        ("audit", "/admin/ops/auditlog/", ("ACTOR", "CHANGED")),
+        ("tenants", "/admin/core/tenant/", ("NAME", "LANGUAGE", "CREATED")),
+    ):
+        browser.get(base + path)
+        wait_for_text(browser, "Acme" if name == "tenants" else "core.tenants")
+        browser.save_screenshot(str(tmp_path / f"{name}-1280.png"))
+        headers = [th.text.strip().upper() for th in browser.find_elements(
+            By.CSS_SELECTOR, "#result_list thead th"
+        )]
+        assert all(column in headers for column in needed), headers
+        assert columns_past_the_right_edge(browser) == [], (name, tmp_path)
