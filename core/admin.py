@@ -257,5 +257,6 @@ class TenantAdmin(SoftDeleteAdminMixin, PlatformModelAdmin):
 admin.site.unregister(Group)
 
 
-# The guide's 002/003: organizations and RBAC.
-from core import admin_platform  # noqa: E402,F401
+# The guide's 002/003 (organizations and RBAC), and onboarding (tenant users, projects,
+# API keys).
+from core import admin_onboarding, admin_platform  # noqa: E402,F401

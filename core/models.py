@@ -438,18 +438,9 @@ class ApiKeyManager(models.Manager):
         The row keeps a public prefix (to find the key), the SHA-256 of the whole key
         (to verify it) and the key encrypted with HZM_ENCRYPTION_KEY.
         """
-        prefix = f"{API_KEY_PREFIX}{secrets_module.token_hex(6)}"
-        plaintext = f"{prefix}_{secrets_module.token_urlsafe(32)}"
-        api_key = self.create(
-            tenant=tenant,
-            user=user,
-            project=project,
-            name=name,
-            key_prefix=prefix,
-            key_hash=hash_api_key(plaintext),
-            key_encrypted=encrypt(plaintext),
-            **fields,
-        )
+        api_key = self.model(tenant=tenant, user=user, project=project, name=name, **fields)
+        plaintext = api_key.set_new_key()
+        api_key.save(force_insert=True, using=self._db)
         return api_key, plaintext
 
     def verify(self, presented: str) -> "ApiKey | None":
@@ -509,6 +500,15 @@ class ApiKey(Versioned):
     def __str__(self) -> str:
         return self.name
 
+    def set_new_key(self) -> str:
+        """Give this unsaved key a secret: return its plaintext; keep prefix, hash, ciphertext."""
+        prefix = f"{API_KEY_PREFIX}{secrets_module.token_hex(6)}"
+        plaintext = f"{prefix}_{secrets_module.token_urlsafe(32)}"
+        self.key_prefix = prefix
+        self.key_hash = hash_api_key(plaintext)
+        self.key_encrypted = encrypt(plaintext)
+        return plaintext
+
     def is_usable(self, at: "datetime | None" = None) -> bool:
         """Active, not revoked, not expired."""
         at = at or timezone.now()
@@ -553,5 +553,6 @@ class File(Versioned):
         return self.original_filename or str(self.id)
 
 
-# Later migrations of the guide (002 organizations, 003 RBAC, 006 image variants).
-from core import organizations, rbac, storage  # noqa: E402,F401
+# Later migrations of the guide (002 organizations, 003 RBAC, 006 image variants) and the
+# API keys' usage counts.
+from core import api_keys, organizations, rbac, storage  # noqa: E402,F401

@@ -63,6 +63,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware (HTTPS redirect, HSTS): the static files of STATIC_ROOT.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # API keys are checked and counted (scopes, addresses, origins, rate limits) in a short
+    # transaction of their own, before the request's (generic_data.auth).
+    "generic_data.auth.ApiKeyMiddleware",
     # Before the session: everything but the admin runs as the runtime role from here on
     # (hzm.db.context.RuntimeRoleMiddleware), the session and user lookups included.
     "hzm.db.context.RuntimeRoleMiddleware",

@@ -87,8 +87,9 @@ def test_declarations_come_from_the_applied_migrations():
         ),
         # The platform admin's role (hzm 0004): exactly the admin's grants.
         (
-            "GRANT SELECT ON core.api_keys TO hzm_app_admin",
-            "ERROR: core.api_keys: hzm_app_admin has SELECT, not declared",
+            # The admin revokes API keys, it never deletes one (core 0006).
+            "GRANT DELETE ON core.api_keys TO hzm_app_admin",
+            "ERROR: core.api_keys: hzm_app_admin has DELETE, not declared",
         ),
         (
             "REVOKE UPDATE ON core.tenants FROM hzm_app_admin",

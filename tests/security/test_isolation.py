@@ -448,6 +448,10 @@ REVIEWED_SECURITY_DEFINER_FUNCTIONS = [
     # email (its id and password hash, for the sign-in form) or by its id (no hash).
     "app.auth_login(text)",
     "app.auth_user(integer)",
+    # Count one request or error of a key of the context's tenant only, and answer
+    # whether it is let through (core/migrations/0006, tests/security/test_api_key_usage.py).
+    "app.count_api_key_error(integer)",
+    "app.count_api_key_request(integer,boolean)",
     # Row ids of the context's tenant only (test below); the caller re-reads them under RLS.
     "app.rows_containing(integer,integer,jsonb,bigint,integer,boolean)",
     "app.search_rows(integer,text)",
