@@ -33,7 +33,7 @@ from hzm.admin import (
 
 LANGUAGE_CODE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z"
 CURRENCY_CODE = r"^[A-Z]{3}\Z"
-DIRECTIONS = [("ltr", "left to right (ltr)"), ("rtl", "right to left (rtl)")]
+DIRECTIONS = [("ltr", _("left to right (ltr)")), ("rtl", _("right to left (rtl)"))]
 
 
 def tenant_model() -> Any:
@@ -41,7 +41,7 @@ def tenant_model() -> Any:
 
 
 def unknown_code_message(field: str, table: str) -> str:
-    return f"{field}: that code is not in cfg.{table}"
+    return _("%(field)s: that code is not in cfg.%(table)s") % {"field": field, "table": table}
 
 
 class CodedAdmin(PlatformModelAdmin):
@@ -72,7 +72,7 @@ class CodedAdmin(PlatformModelAdmin):
 class LanguageForm(forms.ModelForm):
     direction = forms.ChoiceField(
         choices=DIRECTIONS,
-        error_messages={"invalid_choice": "direction: expected ltr or rtl, got %(value)r"},
+        error_messages={"invalid_choice": _("direction: expected ltr or rtl, got %(value)r")},
     )
 
     class Meta:
@@ -85,7 +85,7 @@ class LanguageForm(forms.ModelForm):
             self.fields["code"].validators.append(
                 RegexValidator(
                     LANGUAGE_CODE,
-                    "code: expected a language code such as 'en' or 'pt-BR', got %(value)r",
+                    _("code: expected a language code such as 'en' or 'pt-BR', got %(value)r"),
                     code="invalid_code",
                 )
             )
@@ -111,13 +111,13 @@ class CurrencyForm(forms.ModelForm):
             self.fields["code"].validators.append(
                 RegexValidator(
                     CURRENCY_CODE,
-                    "code: expected an ISO 4217 code of three capital letters, got %(value)r",
+                    _("code: expected an ISO 4217 code of three capital letters, got %(value)r"),
                     code="invalid_code",
                 )
             )
         self.fields["decimal_digits"].required = True
         self.fields["decimal_digits"].validators.append(
-            MinValueValidator(0, "decimal_digits: must be at least 0, got %(show_value)s")
+            MinValueValidator(0, _("decimal_digits: must be at least 0, got %(show_value)s"))
         )
 
 
@@ -150,7 +150,10 @@ class ExchangeRateForm(CompositeKeyForm):
     def clean_rate(self) -> Decimal:
         rate = self.cleaned_data["rate"]
         if rate is not None and rate <= 0:
-            raise ValidationError(f"rate: must be greater than 0, got {rate}", code="not_positive")
+            raise ValidationError(
+                _("rate: must be greater than 0, got %(rate)s") % {"rate": rate},
+                code="not_positive",
+            )
         return rate
 
     def clean(self) -> dict:
@@ -161,7 +164,7 @@ class ExchangeRateForm(CompositeKeyForm):
         if source_code is not None and source_code == getattr(target, "pk", target):
             self.add_error(
                 "to_currency" if "to_currency" in self.fields else None,
-                f"to_currency: must differ from from_currency ({source_code})",
+                _("to_currency: must differ from from_currency (%(code)s)") % {"code": source_code},
             )
         return cleaned
 
@@ -194,14 +197,14 @@ def missing_translation_keys(
 class TenantScopeFilter(admin.SimpleListFilter):
     """Global rows (tenant_id NULL) or one tenant's overrides."""
 
-    title = "tenant"
+    title = _("tenant")
     parameter_name = "tenant"
     GLOBAL = "global"
 
     def lookups(self, request, model_admin):
         used = Translation.objects.exclude(tenant_id=None).values("tenant_id")
         tenants = tenant_model()._base_manager.filter(pk__in=used).order_by("name")
-        return [(self.GLOBAL, "Global (every tenant)")] + [
+        return [(self.GLOBAL, _("Global (every tenant)"))] + [
             (str(tenant.pk), str(tenant)) for tenant in tenants
         ]
 
@@ -219,12 +222,12 @@ class TenantScopeFilter(admin.SimpleListFilter):
 
 class TranslationForm(forms.ModelForm):
     tenant_id = forms.TypedChoiceField(
-        label="Tenant",
+        label=_("Tenant"),
         coerce=int,
         empty_value=None,
         required=False,
-        help_text="Empty for a global translation; a tenant's row overrides the global one.",
-        error_messages={"invalid_choice": "tenant_id: %(value)r is not a tenant"},
+        help_text=_("Empty for a global translation; a tenant's row overrides the global one."),
+        error_messages={"invalid_choice": _("tenant_id: %(value)r is not a tenant")},
     )
 
     class Meta:
@@ -233,7 +236,7 @@ class TranslationForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["tenant_id"].choices = [("", "— global (every tenant) —")] + [
+        self.fields["tenant_id"].choices = [("", _("— global (every tenant) —"))] + [
             (tenant.pk, f"{tenant} ({tenant.slug})")
             for tenant in tenant_model()._base_manager.order_by("name")
         ]
@@ -255,8 +258,11 @@ class TranslationForm(forms.ModelForm):
             if twins.exists():
                 self.add_error(
                     "translation_key",
-                    f"translation_key: a global translation of {key!r} in {language.pk!r} "
-                    "already exists",
+                    _(
+                        "translation_key: a global translation of %(key)r in %(language)r "
+                        "already exists"
+                    )
+                    % {"key": key, "language": language.pk},
                 )
         return cleaned
 
@@ -320,11 +326,11 @@ class TranslationAdmin(PlatformAdminMixin, ImportExportMixin, admin.ModelAdmin):
             super().get_queryset(request).annotate(tenant_name=Subquery(tenants.values("name")[:1]))
         )
 
-    @admin.display(description="scope", ordering="tenant_id")
+    @admin.display(description=_("scope"), ordering="tenant_id")
     def scope(self, obj: Translation) -> str:
         if obj.tenant_id is None:
-            return "global"
-        return getattr(obj, "tenant_name", None) or f"tenant {obj.tenant_id}"
+            return _("global")
+        return getattr(obj, "tenant_name", None) or _("tenant %(id)s") % {"id": obj.tenant_id}
 
     def get_urls(self):
         missing = path(
@@ -367,8 +373,8 @@ class TranslationAdmin(PlatformAdminMixin, ImportExportMixin, admin.ModelAdmin):
         ]
         context = {
             **self.admin_site.each_context(request),
-            "title": "Missing translation keys",
-            "subtitle": str(tenant) if tenant else "global",
+            "title": _("Missing translation keys"),
+            "subtitle": str(tenant) if tenant else _("global"),
             "opts": self.opts,
             "report": report,
             "tenants": tenants,

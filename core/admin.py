@@ -26,9 +26,9 @@ JSON_FIELDS = ("features", "limits", "settings")
 # The tenant page, section by section; RECORD is kept by the database's triggers.
 SECTIONS = (
     (None, ("name", "slug", "domain", "is_active")),
-    ("Branding", ("logo_url", "favicon_url", *COLOUR_FIELDS)),
+    (_("Branding"), ("logo_url", "favicon_url", *COLOUR_FIELDS)),
     (
-        "Locale",
+        _("Locale"),
         (
             "default_language",
             "supported_languages",
@@ -39,10 +39,10 @@ SECTIONS = (
             "thousands_separator",
         ),
     ),
-    ("Currencies", ("default_currency", "supported_currencies", "auto_convert_currency")),
-    ("Plan", ("plan", "subscription_status", "trial_ends_at", "subscription_ends_at")),
-    ("Limits", (*COUNT_FIELDS, "limits")),
-    ("Features and settings", ("features", "settings")),
+    (_("Currencies"), ("default_currency", "supported_currencies", "auto_convert_currency")),
+    (_("Plan"), ("plan", "subscription_status", "trial_ends_at", "subscription_ends_at")),
+    (_("Limits"), (*COUNT_FIELDS, "limits")),
+    (_("Features and settings"), ("features", "settings")),
 )
 EDITABLE = tuple(name for _title, names in SECTIONS for name in names)
 RECORD = ("version", "created_at", "updated_at", "is_deleted", "deleted_at", "deleted_by")
@@ -51,9 +51,10 @@ RECORD = ("version", "created_at", "updated_at", "is_deleted", "deleted_at", "de
 def require_object(field: str, value: Any) -> dict:
     """`value` if it is a JSON object; the error names the field and what it got instead."""
     if not isinstance(value, dict):
-        kind = "an array" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
+        kind = _("an array") if isinstance(value, list) else f"{type(value).__name__} {value!r}"
         raise ValidationError(
-            f'{field}: expected a JSON object such as {{"key": "value"}}, got {kind}',
+            _('%(field)s: expected a JSON object such as {"key": "value"}, got %(kind)s')
+            % {"field": field, "kind": kind},
             code="not_an_object",
         )
     return value
@@ -64,7 +65,8 @@ def require_limits(value: Any) -> dict:
     require_object("limits", value)
     errors = [
         ValidationError(
-            f"limits: {key!r} must be a whole number of at least 0, got {amount!r}",
+            _("limits: %(key)r must be a whole number of at least 0, got %(amount)r")
+            % {"key": key, "amount": amount},
             code="invalid_limit",
         )
         for key, amount in value.items()
@@ -104,12 +106,14 @@ class TenantForm(forms.ModelForm):
 
     supported_languages = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
-        error_messages={"invalid_choice": "supported_languages: %(value)r is not in cfg.languages"},
+        error_messages={
+            "invalid_choice": _("supported_languages: %(value)r is not in cfg.languages")
+        },
     )
     supported_currencies = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
         error_messages={
-            "invalid_choice": "supported_currencies: %(value)r is not in cfg.currencies"
+            "invalid_choice": _("supported_currencies: %(value)r is not in cfg.currencies")
         },
     )
 
@@ -129,14 +133,14 @@ class TenantForm(forms.ModelForm):
         ]
         for name, table in (("default_language", "languages"), ("default_currency", "currencies")):
             if name in fields:
-                fields[name].error_messages["invalid_choice"] = (
-                    f"{name}: that code is not in cfg.{table}"
-                )
+                fields[name].error_messages["invalid_choice"] = _(
+                    "%(field)s: that code is not in cfg.%(table)s"
+                ) % {"field": name, "table": table}
         if "slug" in fields:
             fields["slug"].validators = [
                 RegexValidator(
                     validate_slug.regex,
-                    "slug: use only letters, digits, hyphens and underscores, got %(value)r",
+                    _("slug: use only letters, digits, hyphens and underscores, got %(value)r"),
                     code="invalid_slug",
                 )
             ]
@@ -145,18 +149,24 @@ class TenantForm(forms.ModelForm):
                 fields[name].validators.append(
                     RegexValidator(
                         r"^#[0-9A-Fa-f]{6}\Z",
-                        f"{name}: expected a colour as #RRGGBB (e.g. #1A73E8), got %(value)r",
+                        _("%(field)s: expected a colour as #RRGGBB (e.g. #1A73E8), got %%(value)r")
+                        % {"field": name},
                         code="invalid_colour",
                     )
                 )
         for name in JSON_FIELDS:
             if name in fields:
                 fields[name].required = False
-                fields[name].error_messages["invalid"] = f"{name}: not valid JSON: %(value)s"
+                fields[name].error_messages["invalid"] = _(
+                    "%(field)s: not valid JSON: %%(value)s"
+                ) % {"field": name}
         for name in COUNT_FIELDS:
             if name in fields:
                 fields[name].validators.append(
-                    MinValueValidator(0, f"{name}: must be at least 0, got %(show_value)s")
+                    MinValueValidator(
+                        0,
+                        _("%(field)s: must be at least 0, got %%(show_value)s") % {"field": name},
+                    )
                 )
 
     def _json_object(self, name: str) -> Any:
@@ -187,7 +197,8 @@ class TenantForm(forms.ModelForm):
         value = self.cleaned_data["timezone"]
         if value not in zoneinfo.available_timezones():
             raise ValidationError(
-                f"timezone: {value!r} is not an IANA time zone (e.g. UTC, Europe/Istanbul)",
+                _("timezone: %(value)r is not an IANA time zone (e.g. UTC, Europe/Istanbul)")
+                % {"value": value},
                 code="invalid_timezone",
             )
         return value
@@ -202,14 +213,20 @@ class TenantForm(forms.ModelForm):
             if chosen is not None and allowed is not None and chosen.pk not in allowed:
                 self.add_error(
                     default,
-                    f"{default}: {chosen.pk!r} must be one of the {supported} "
-                    f"({', '.join(allowed)})",
+                    _("%(field)s: %(value)r must be one of the %(list)s (%(allowed)s)")
+                    % {
+                        "field": default,
+                        "value": chosen.pk,
+                        "list": supported,
+                        "allowed": ", ".join(allowed),
+                    },
                 )
         separators = cleaned.get("decimal_separator"), cleaned.get("thousands_separator")
         if separators[0] and separators[0] == separators[1]:
             self.add_error(
                 "thousands_separator",
-                f"thousands_separator: must differ from decimal_separator ({separators[0]!r})",
+                _("thousands_separator: must differ from decimal_separator (%(value)r)")
+                % {"value": separators[0]},
             )
         return cleaned
 
@@ -234,7 +251,7 @@ class TenantAdmin(SoftDeleteAdminMixin, PlatformModelAdmin):
     readonly_fields = RECORD
     fieldsets = (
         *((title, {"fields": names}) for title, names in SECTIONS),
-        ("Record", {"classes": ("collapse",), "fields": RECORD}),
+        (_("Record"), {"classes": ("collapse",), "fields": RECORD}),
     )
 
     @admin.display(description=_("status"), ordering="subscription_status")

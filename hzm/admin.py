@@ -349,12 +349,12 @@ class PlatformModelAdmin(PlatformAdminMixin, admin.ModelAdmin):
 class SoftDeleteFilter(admin.SimpleListFilter):
     """Live rows unless asked otherwise; deleted rows, or all, on request."""
 
-    title = "deleted"
+    title = _("deleted")
     parameter_name = "deleted"
     DEFAULT = "live"
 
     def lookups(self, request, model_admin):
-        return [("live", "Live"), ("deleted", "Deleted"), ("all", "All")]
+        return [("live", _("Live")), ("deleted", _("Deleted")), ("all", _("All"))]
 
     def choices(self, changelist):
         current = self.value() or self.DEFAULT
@@ -395,11 +395,15 @@ class SoftDeleteAdminMixin:
     def get_list_filter(self, request):
         return [SoftDeleteFilter, *super().get_list_filter(request)]
 
-    @admin.action(description="Restore selected %(verbose_name_plural)s")
+    @admin.action(description=_("Restore selected %(verbose_name_plural)s"))
     def restore_selected(self, request, queryset):
         count = queryset.filter(is_deleted=True).restore()
         name = self.opts.verbose_name if count == 1 else self.opts.verbose_name_plural
-        self.message_user(request, f"Restored {count} {name}.", messages.SUCCESS)
+        self.message_user(
+            request,
+            _("Restored %(count)d %(name)s.") % {"count": count, "name": name},
+            messages.SUCCESS,
+        )
 
 
 # --- Composite primary keys ----------------------------------------------------------------
@@ -421,9 +425,10 @@ class CompositeKeyForm(ModelForm):
             if all(value is not None for value in key.values()):
                 if self._meta.model._base_manager.filter(**key).exists():
                     described = ", ".join(f"{name} {value}" for name, value in key.items())
+                    model = capfirst(self._meta.model._meta.verbose_name)
                     raise ValidationError(
-                        f"{capfirst(self._meta.model._meta.verbose_name)} with {described} "
-                        "already exists: change that one instead",
+                        _("%(model)s with %(key)s already exists: change that one instead")
+                        % {"model": model, "key": described},
                         code="unique",
                     )
         return cleaned
@@ -536,7 +541,7 @@ class CompositeKeyAdmin(PlatformModelAdmin):
         verbose_name = self.opts.verbose_name
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Add {verbose_name}" if add else f"Change {verbose_name}",
+            "title": (_("Add %s") if add else _("Change %s")) % verbose_name,
             "subtitle": None if add else str(obj),
             "adminform": admin_form,
             "object_id": object_id,
@@ -558,11 +563,12 @@ class CompositeKeyAdmin(PlatformModelAdmin):
 
     def _response_saved(self, request: HttpRequest, obj: models.Model, add: bool) -> HttpResponse:
         link = format_html('<a href="{}">{}</a>', self.change_url(obj), obj)
-        verb = "added" if add else "changed"
-        name = self.opts.verbose_name
-        self.message_user(
-            request, format_html("The {} “{}” was {} successfully.", name, link, verb)
-        )
+        # Django's own messages, so that its translations apply.
+        if add:
+            message = _("The {name} “{obj}” was added successfully.")
+        else:
+            message = _("The {name} “{obj}” was changed successfully.")
+        self.message_user(request, format_html(message, name=self.opts.verbose_name, obj=link))
         if "_continue" in request.POST:
             return HttpResponseRedirect(self.change_url(obj))
         if "_addanother" in request.POST:
@@ -582,14 +588,17 @@ class CompositeKeyAdmin(PlatformModelAdmin):
                 self.delete_model(request, obj)
                 self.message_user(
                     request,
-                    f"The {self.opts.verbose_name} “{shown}” was deleted successfully.",
+                    _("The %(name)s “%(obj)s” was deleted successfully.")
+                    % {"name": self.opts.verbose_name, "obj": shown},
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(self._url("changelist"))
             name = self.opts.verbose_name
             context = {
                 **self.admin_site.each_context(request),
-                "title": "Are you sure?" if not protected else f"Cannot delete {name}",
+                "title": _("Are you sure?")
+                if not protected
+                else _("Cannot delete %(name)s") % {"name": name},
                 "subtitle": None,
                 "object_name": str(name),
                 "object": obj,

@@ -70,6 +70,8 @@ MIDDLEWARE = [
     # (hzm.db.context.RuntimeRoleMiddleware), the session and user lookups included.
     "hzm.db.context.RuntimeRoleMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin's language: the language cookie (the header's switch), else Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -88,7 +90,9 @@ ASGI_APPLICATION = "hzm.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Overrides of Django's own admin templates (admin/base_site.html: the language
+        # switch), which the admin app's templates would otherwise win over.
+        "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -268,7 +272,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# The admin in the platform's languages: Django's own translations of the admin, ours in
+# locale/ (.po and compiled .mo; python manage.py compilemessages after editing a .po).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("tr", "Türkçe"), ("de", "Deutsch"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

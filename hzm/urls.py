@@ -7,7 +7,7 @@ interactive page (Swagger UI from ninja's static files, served like the admin's:
 """
 
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from core.views import router as auth_router
 from generic_data import services
@@ -32,6 +32,9 @@ api.add_router("/auth/", auth_router)
 api.add_router("/", data_router)
 
 urlpatterns = [
+    # The admin header's language switch (django.views.i18n.set_language): under /admin/,
+    # so that the admin's process (HZM_SERVE=admin) serves it.
+    path("admin/i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", api.urls),

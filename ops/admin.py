@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Subquery
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from ops.models import AuditLog
 
@@ -30,14 +31,14 @@ def audit_changes(old: dict | None, new: dict | None) -> list[tuple[str, Any, An
 
 
 class TenantFilter(admin.SimpleListFilter):
-    title = "tenant"
+    title = _("tenant")
     parameter_name = "tenant"
     NONE = "none"
 
     def lookups(self, request, model_admin):
         used = AuditLog.objects.exclude(tenant_id=None).values("tenant_id")
         tenants = apps.get_model("core", "Tenant")._base_manager.filter(pk__in=used)
-        return [(self.NONE, "No tenant (platform)")] + [
+        return [(self.NONE, _("No tenant (platform)"))] + [
             (str(tenant.pk), str(tenant)) for tenant in tenants.order_by("name")
         ]
 
@@ -102,34 +103,37 @@ class AuditLogAdmin(admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="actor", ordering="user_id")
+    @admin.display(description=_("actor"), ordering="user_id")
     def actor(self, obj: AuditLog) -> str:
         if obj.user_id is None:
             return "-"
         email = getattr(obj, "actor_email", None)
         return f"{email} (user {obj.user_id})" if email else f"user {obj.user_id}"
 
-    @admin.display(description="tenant", ordering="tenant_id")
+    @admin.display(description=_("tenant"), ordering="tenant_id")
     def tenant(self, obj: AuditLog) -> str:
         if obj.tenant_id is None:
             return "-"
         return getattr(obj, "tenant_name", None) or f"tenant {obj.tenant_id}"
 
-    @admin.display(description="changed")
+    @admin.display(description=_("changed"))
     def summary(self, obj: AuditLog) -> str:
         if obj.action != "UPDATE":
             return obj.action.lower()
         keys = [key for key, _old, _new in audit_changes(obj.old_values, obj.new_values)]
         return ", ".join(key for key in keys if key not in BOOKKEEPING) or "-"
 
-    @admin.display(description="changes")
+    @admin.display(description=_("changes"))
     def changes(self, obj: AuditLog) -> str:
         rows = audit_changes(obj.old_values, obj.new_values)
         if not rows:
-            return "no difference"
+            return _("no difference")
         return format_html(
-            '<table class="audit-changes"><thead><tr><th>column</th><th>old</th><th>new</th>'
+            '<table class="audit-changes"><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
             "</tr></thead><tbody>{}</tbody></table>",
+            _("column"),
+            _("old"),
+            _("new"),
             format_html_join(
                 "",
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",

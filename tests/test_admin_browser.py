@@ -17,7 +17,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from cfg.models import Translation
 from core.models import Tenant, User
@@ -200,3 +200,10 @@ def test_the_audit_and_tenant_lists_fit_1280_pixels(
         )]
         assert all(column in headers for column in needed), headers
         assert columns_past_the_right_edge(browser) == [], (name, tmp_path)
+
+    # The header's language switch, as a person uses it: choose Türkçe, the page reloads.
+    Select(browser.find_element(By.ID, "language-select")).select_by_value("tr")
+    wait_for_text(browser, "HZM platform yönetimi")
+    browser.save_screenshot(str(tmp_path / "tenants-tr-1280.png"))
+    assert browser.current_url.endswith("/admin/core/tenant/")
+    assert columns_past_the_right_edge(browser) == [], ("tenants in Turkish", tmp_path)
