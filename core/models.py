@@ -15,6 +15,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
+from django.db.models.expressions import DatabaseDefault
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -163,6 +164,10 @@ class UserManager(BaseUserManager.from_queryset(SoftDeleteQuerySet)):
             ) from error
 
 
+DEFAULT_USER_ROLE = "user"
+_NOT_LOADED = object()
+
+
 class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
     """core.users: a person who signs in, belonging to one tenant. Django's AUTH_USER_MODEL."""
 
@@ -175,7 +180,7 @@ class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
     phone = models.CharField(max_length=50, null=True, blank=True)
     phone_verified = models.BooleanField(null=True, db_default=False)
     name = models.CharField(max_length=200, null=True, blank=True)
-    role = models.CharField(max_length=50, null=True, db_default="user")
+    role = models.CharField(max_length=50, null=True, db_default=DEFAULT_USER_ROLE)
     timezone = models.CharField(max_length=50, null=True, db_default="UTC")
     is_active = models.BooleanField(null=True, db_default=True)
     last_login = models.DateTimeField(
@@ -229,6 +234,36 @@ class User(AbstractBaseUser, Versioned, SoftDeletable, Authored):
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_superuser
+
+    # The runtime role may write every column of core.users but `role` (hzm 0005: a tenant
+    # must not make its own user a platform admin). So the ORM leaves `role` out of what it
+    # writes unless it is really set: out of an INSERT while it is the database's default,
+    # out of an UPDATE while it is what was read. Platform staff change it as they please.
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> "User":
+        user = super().from_db(db, field_names, values)
+        user._loaded_role = user.__dict__.get("role", _NOT_LOADED)
+        return user
+
+    def _role_unchanged(self) -> bool:
+        return self.__dict__.get("role", _NOT_LOADED) == getattr(self, "_loaded_role", _NOT_LOADED)
+
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        if self._role_unchanged():
+            values = [value for value in values if value[0].attname != "role"]
+        return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+
+    def _save_table(self, *args: Any, **kwargs: Any) -> bool:
+        updated = super()._save_table(*args, **kwargs)
+        # What the row now holds (an INSERT's defaults are read back by then).
+        self._loaded_role = self.__dict__.get("role", _NOT_LOADED)
+        return updated
+
+    def _do_insert(self, manager, using, fields, returning_fields, raw):
+        role = self.__dict__.get("role")
+        if isinstance(role, DatabaseDefault) or role == DEFAULT_USER_ROLE:
+            fields = [f for f in fields if f.attname != "role"]
+        return super()._do_insert(manager, using, fields, returning_fields, raw)
 
     # A session stores an HMAC of the password's fingerprint (SHA-256 of the stored hash),
     # not of the hash itself: app.auth_user() hands the web login the fingerprint only, and

@@ -186,6 +186,10 @@ WHERE NOT t.tgisinternal AND n.nspname || '.' || c.relname = ANY(%s)
 UNIQUE_VALUE_TRIGGERS = {
     ("trg_generic_data_unique_insert", "app.generic_data", "app.sync_unique_values"),
     ("trg_generic_data_unique_update", "app.generic_data", "app.sync_unique_values"),
+    # generic_data 0005: the live rows per table, for the record limit.
+    ("trg_generic_data_count_insert", "app.generic_data", "app.count_records"),
+    ("trg_generic_data_count_update", "app.generic_data", "app.count_records"),
+    ("trg_generic_data_count_delete", "app.generic_data", "app.count_records"),
 }
 
 

@@ -49,6 +49,10 @@ class Declared:
     service_grants: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     service_column_grants: dict[str, dict[str, set[tuple[str, str]]]] = field(default_factory=dict)
     functions: dict[str, bool] = field(default_factory=dict)  # name -> security definer
+    # The runtime role's column grants (RestrictColumnPrivileges), as (privilege, column).
+    column_grants: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    # Function signature ('app.f(integer)') -> the roles granted EXECUTE on it.
+    executes: dict[str, set[str]] = field(default_factory=dict)
 
 
 def declared_objects(using: str = DEFAULT_DB_ALIAS) -> Declared:
@@ -57,25 +61,60 @@ def declared_objects(using: str = DEFAULT_DB_ALIAS) -> Declared:
     state = loader.project_state()
     declared = Declared()
 
-    def table_of(app_label: str, model_name: str) -> str:
+    def model_of(app_label: str, model_name: str) -> Any:
         app_label, _, name = (
             model_name.rpartition(".") if "." in model_name else (app_label, "", model_name)
         )
-        schema, table = sql.split_db_table(state.apps.get_model(app_label, name)._meta.db_table)
+        return state.apps.get_model(app_label, name)
+
+    def table_of(app_label: str, model_name: str) -> str:
+        schema, table = sql.split_db_table(model_of(app_label, model_name)._meta.db_table)
         return f"{schema}.{table}" if schema else table
 
+    table_of.model_of = model_of  # type: ignore[attr-defined]
+
+    # Each migration once, in an order that respects every dependency: a later operation
+    # (RestrictColumnPrivileges) may narrow what an earlier one declared.
+    plan: dict[tuple[str, str], None] = {}
     for key in loader.graph.leaf_nodes():
-        for app_label, name in loader.graph.forwards_plan(key):
-            if (app_label, name) not in loader.applied_migrations:
-                continue
-            for operation in loader.graph.nodes[app_label, name].operations:
-                _declare(declared, app_label, operation, table_of)
+        for node in loader.graph.forwards_plan(key):
+            plan.setdefault(node, None)
+    for app_label, name in plan:
+        if (app_label, name) not in loader.applied_migrations:
+            continue
+        for operation in loader.graph.nodes[app_label, name].operations:
+            _declare(declared, app_label, operation, table_of)
     return declared
 
 
 def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) -> None:
     if isinstance(operation, ops.InstallFunction):
         declared.functions[operation.name] = operation.security_definer
+        return
+    if isinstance(operation, ops.GrantExecute | ops.GrantServiceExecute):
+        role = (
+            ops.service_role(operation.service)
+            if isinstance(operation, ops.GrantServiceExecute)
+            else ops.runtime_role()
+        )
+        declared.executes.setdefault(operation.name, set()).add(role)
+        return
+    if isinstance(operation, ops.RestrictColumnPrivileges):
+        model = table_of.model_of(app_label, operation.model_name)
+        table = table_of(app_label, operation.model_name)
+        columns = {
+            f.column for f in model._meta.concrete_fields if f.column not in operation.exclude
+        }
+        if operation.service is None:
+            grants, column_grants = declared.grants, declared.column_grants
+        else:
+            role = ops.service_role(operation.service)
+            grants = declared.service_grants.setdefault(role, {})
+            column_grants = declared.service_column_grants.setdefault(role, {})
+        grants.setdefault(table, set()).difference_update(operation.privileges)
+        column_grants.setdefault(table, set()).update(
+            (privilege, column) for privilege in operation.privileges for column in columns
+        )
         return
     if isinstance(operation, ops.EnsureServiceRole):
         declared.service_roles.add(ops.service_role(operation.service))
@@ -162,6 +201,7 @@ def diagnose(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
         # The role DATABASE_URL logs in as: dbdoctor itself may run as the owner, through
         # MIGRATION_DATABASE_URL (hzm.deploy.connection).
         findings += _check_login_role(cursor, settings.DATABASES[using].get("USER") or "")
+        findings += _check_hardening(cursor, declared, [role, *sorted(declared.service_roles)])
     return sorted(findings, key=lambda f: (f.severity != "error", f.where, f.problem))
 
 
@@ -328,7 +368,7 @@ def _check_runtime_role(cursor: Any, declared: Declared, role: str) -> list[Find
     findings = _check_role_attributes(cursor, role)
     if any(f.problem == "the role does not exist" for f in findings):
         return findings
-    return findings + _check_exact_grants(cursor, role, declared.grants, {})
+    return findings + _check_exact_grants(cursor, role, declared.grants, declared.column_grants)
 
 
 def _check_exact_grants(
@@ -368,6 +408,22 @@ def _check_exact_grants(
                 findings.append(Finding("error", table, f"{role} has {privilege}, not declared"))
             elif privilege in wanted and privilege not in has:
                 findings.append(Finding("error", table, f"{role} lacks declared {privilege}"))
+        held_columns = {
+            (privilege, column)
+            for column, privilege in _rows(
+                cursor,
+                "SELECT a.attname, x.privilege_type FROM pg_attribute a "
+                "CROSS JOIN LATERAL aclexplode(a.attacl) AS x "
+                "WHERE a.attrelid = %s::regclass AND a.attacl IS NOT NULL "
+                "AND x.grantee = (SELECT oid FROM pg_roles WHERE rolname = %s)",
+                [reference, role],
+            )
+        }
+        for privilege, column in sorted(held_columns - column_grants.get(table, set())):
+            if privilege not in wanted:
+                findings.append(
+                    Finding("error", table, f"{role} has {privilege} ({column}), not declared")
+                )
         for privilege, column in sorted(column_grants.get(table, set())):
             (granted,) = _rows(
                 cursor,
@@ -419,3 +475,177 @@ def _check_login_role(cursor: Any, login: str) -> list[Finding]:
             )
         )
     return findings
+
+
+# --- The rules an outside audit taught us (issue 11) ------------------------------------
+
+# What only the README's superuser set-up can do when migrate runs as a plain owner.
+CATALOG_FUNCTIONS_FIX = (
+    "as a superuser, in this database: REVOKE EXECUTE ON FUNCTION "
+    + ", ".join(sql.SUPERUSER_REVOKED_FUNCTIONS)
+    + " FROM PUBLIC (README, production set-up)"
+)
+
+
+def _check_hardening(cursor: Any, declared: Declared, roles: list[str]) -> list[Finding]:
+    """The rules a regression would break; each finding says what to fix."""
+    live = [
+        role
+        for (role,) in _rows(
+            cursor, "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [roles]
+        )
+    ]
+    tenant_facing = [role for role in live if not role.endswith("_admin")]
+    return [
+        *_check_definer_functions(cursor, declared, live),
+        *_check_temporary(cursor, live),
+        *_check_writable_columns(cursor, tenant_facing),
+        *_check_policies_once_per_statement(cursor),
+        *_check_role_settings(cursor, live),
+        *_check_catalog_functions(cursor, ops.runtime_role()),
+        *_check_owner_policies(cursor),
+    ]
+
+
+def _check_definer_functions(cursor: Any, declared: Declared, roles: list[str]) -> list[Finding]:
+    """No SECURITY DEFINER function executable by PUBLIC, or by a role not granted it."""
+    findings = []
+    for name, signature, public, holders in _rows(
+        cursor,
+        "SELECT n.nspname || '.' || p.proname, p.oid::regprocedure::text, "
+        "p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) AS a "
+        "  WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'), "
+        "ARRAY(SELECT r FROM unnest(%s::text[]) AS r "
+        "      WHERE has_function_privilege(r, p.oid, 'EXECUTE')) "
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE p.prosecdef AND n.nspname = ANY(%s)",
+        [roles, list(PLATFORM_SCHEMAS)],
+    ):
+        if public:
+            findings.append(
+                Finding("error", signature, "SECURITY DEFINER function executable by PUBLIC")
+            )
+        for role in sorted(set(holders) - declared.executes.get(name, set())):
+            findings.append(Finding("error", signature, f"{role} may execute it, not declared"))
+    return findings
+
+
+def _check_temporary(cursor: Any, roles: list[str]) -> list[Finding]:
+    return [
+        Finding("error", f"role {role}", "may create temporary tables (TEMPORARY on the database)")
+        for (role,) in _rows(
+            cursor,
+            "SELECT r FROM unnest(%s::text[]) AS r "
+            "WHERE has_database_privilege(r, current_database(), 'TEMPORARY')",
+            [roles],
+        )
+    ]
+
+
+def _check_writable_columns(cursor: Any, roles: list[str]) -> list[Finding]:
+    """No identity column, nor core.users.role, that a tenant-facing role may write."""
+    return [
+        Finding("error", f"{schema}.{table}", f"{role} may {privilege} column {column}")
+        for schema, table, column, role, privilege in _rows(
+            cursor,
+            "SELECT n.nspname, c.relname, a.attname, r, p "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "CROSS JOIN unnest(%s::text[]) AS r CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE']) AS p "
+            "WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND (a.attidentity <> '' OR (n.nspname = 'core' AND c.relname = 'users' "
+            "     AND a.attname = 'role')) "
+            "AND has_column_privilege(r, c.oid, a.attnum, p) ORDER BY 1, 2, 3, 4, 5",
+            [roles, list(PLATFORM_SCHEMAS)],
+        )
+    ]
+
+
+def _check_policies_once_per_statement(cursor: Any) -> list[Finding]:
+    """Every policy reads the tenant through an InitPlan: (SELECT app.current_tenant())."""
+    findings = []
+    for schema, table, name, qual, check in _rows(
+        cursor,
+        "SELECT schemaname, tablename, policyname, coalesce(qual, ''), coalesce(with_check, '') "
+        "FROM pg_policies WHERE schemaname = ANY(%s) ORDER BY 1, 2, 3",
+        [list(PLATFORM_SCHEMAS)],
+    ):
+        if any(
+            expression.count("app.current_tenant()")
+            > expression.count("SELECT app.current_tenant()")
+            for expression in (qual, check)
+        ):
+            findings.append(
+                Finding(
+                    "error",
+                    f"{schema}.{table}",
+                    f"policy {name} calls app.current_tenant() for every row: write "
+                    "(SELECT app.current_tenant())",
+                )
+            )
+    return findings
+
+
+def _check_role_settings(cursor: Any, roles: list[str]) -> list[Finding]:
+    """A role may ALTER ROLE itself SET ...: the tenant-facing ones must have no settings."""
+    return [
+        Finding(
+            "error",
+            f"role {role}",
+            f"has settings of its own ({', '.join(config)}): ALTER ROLE {role} RESET ALL",
+        )
+        for role, config in _rows(
+            cursor,
+            "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s "
+            "JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = ANY(%s) ORDER BY 1",
+            [roles],
+        )
+    ]
+
+
+def _check_catalog_functions(cursor: Any, role: str) -> list[Finding]:
+    """Large objects and backend signals are not the runtime role's (through PUBLIC)."""
+    held = [
+        function
+        for (function,) in _rows(
+            cursor,
+            "SELECT f FROM unnest(%s::text[]) AS f "
+            "WHERE has_function_privilege(%s, 'pg_catalog.' || f, 'EXECUTE')",
+            [list(sql.SUPERUSER_REVOKED_FUNCTIONS), role],
+        )
+    ]
+    if not held:
+        return []
+    return [
+        Finding(
+            "error",
+            f"role {role}",
+            f"may execute {', '.join(held)} (large objects escape row level security; a web "
+            f"session could end the others'): {CATALOG_FUNCTIONS_FIX}",
+        )
+    ]
+
+
+def _check_owner_policies(cursor: Any) -> list[Finding]:
+    """The audit trail's owner-only policies apply to its owner only (TO the owner role).
+
+    TO PUBLIC they would be OR-ed into every role's reads; TO a former owner they leave the
+    owner unable to prune. ALTER TABLE ... OWNER TO must be followed by ALTER POLICY.
+    """
+    return [
+        Finding(
+            "error",
+            "ops.audit_logs",
+            f"policy {name} applies to {', '.join(roles)}, not the table's owner {owner}: "
+            f"ALTER POLICY {name} ON ops.audit_logs TO {owner}",
+        )
+        for name, roles, owner in _rows(
+            cursor,
+            "SELECT p.policyname, p.roles::text[], pg_get_userbyid(c.relowner) "
+            "FROM pg_policies p JOIN pg_class c ON c.oid = 'ops.audit_logs'::regclass "
+            "WHERE p.schemaname = 'ops' AND p.tablename = 'audit_logs' "
+            "AND p.policyname LIKE 'rls\\_audit\\_logs\\_owner\\_%%' "
+            "AND NOT pg_get_userbyid(c.relowner) = ANY (p.roles::text[]) ORDER BY 1",
+        )
+    ]

@@ -1158,3 +1158,250 @@ class AttachStatementTrigger(AttachTrigger):
             f"Attach statement trigger {self.kind} (AFTER {self.event}, {self.function}) "
             f"to {self.model_name}"
         )
+
+
+# --- Hardening (issue 11) ------------------------------------------------------------------
+
+
+def _state_model(model_name: str, app_label: str, state: Any) -> Any:
+    """A model of the migration state: 'user' of this app, or another app's 'core.user'."""
+    other_app, _, name = model_name.rpartition(".")
+    return state.apps.get_model(other_app or app_label, name)
+
+
+class RevokePublicExecute(SQLOperation):
+    """Take PostgreSQL's default EXECUTE for PUBLIC from a function; reversing gives it back.
+
+    For SECURITY DEFINER trigger functions: a trigger needs no grant to fire, but any role
+    holding EXECUTE could attach the function to a table of its own (a TEMP table) and
+    run it as the owner with rows of its choosing.
+    """
+
+    def __init__(self, name: str, arguments: str) -> None:
+        self.name = name
+        self.arguments = arguments
+        sql.revoke_public_execute(name, arguments)  # a bad name fails when loaded
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {"name": self.name, "arguments": self.arguments}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.revoke_public_execute(self.name, self.arguments)])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.grant_public_execute(self.name, self.arguments)])
+
+    def describe(self) -> str:
+        return (
+            f"Revoke execute on {self.name}({sql.function_signature(self.arguments)}) from PUBLIC"
+        )
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"revoke_public_execute_{self.name.replace('.', '_')}"
+
+
+class RestrictColumnPrivileges(SQLOperation):
+    """Narrow a table privilege of the runtime role (or a service's) to all columns but some.
+
+    INSERT without `id` keeps identity values the sequence's (a tenant choosing ids
+    ahead of it would make other tenants' inserts fail); UPDATE without `role` keeps a
+    tenant from making its user a platform admin. The columns are the model's in the
+    migration state, so a column added later needs a grant of its own (dbdoctor says so).
+    Reversing gives the privilege back on the whole table.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        privileges: tuple[str, ...] | list[str],
+        exclude: tuple[str, ...] | list[str],
+        service: str | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.privileges = tuple(privileges)
+        self.exclude = tuple(exclude)
+        self.service = None if service is None else sql.validate_name_part(service, "service")
+        sql.grant_column_privileges("s", "t", "r", self.privileges, ("c",))  # fails on load
+        for column in self.exclude:
+            sql.validate_identifier(column, "column")
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "model_name": self.model_name,
+            "privileges": list(self.privileges),
+            "exclude": list(self.exclude),
+        }
+        if self.service is not None:
+            kwargs["service"] = self.service
+        return self.__class__.__qualname__, [], kwargs
+
+    def _role(self) -> str:
+        return runtime_role() if self.service is None else service_role(self.service)
+
+    def _target(self, app_label: str, state: Any, schema_editor: Any) -> Any:
+        model = _state_model(self.model_name, app_label, state)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return None
+        columns = tuple(
+            f.column for f in model._meta.concrete_fields if f.column not in self.exclude
+        )
+        return (*sql.split_db_table(model._meta.db_table), columns)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        target = self._target(app_label, to_state, schema_editor)
+        if target:
+            schema, table, columns = target
+            self._run(schema_editor, self.restrict_sql(schema, table, columns))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        target = self._target(app_label, from_state, schema_editor)
+        if target:
+            schema, table, _columns = target
+            self._run(schema_editor, self.widen_sql(schema, table))
+
+    def restrict_sql(self, schema: str, table: str, columns: tuple[str, ...]) -> list[str]:
+        role = self._role()
+        return [
+            sql.revoke_table_privileges(schema, table, role, self.privileges),
+            sql.grant_column_privileges(schema, table, role, self.privileges, columns),
+        ]
+
+    def widen_sql(self, schema: str, table: str) -> list[str]:
+        # Revoking a table privilege revokes the same privilege on its columns too.
+        role = self._role()
+        return [
+            sql.revoke_table_privileges(schema, table, role, self.privileges),
+            sql.grant_table_privileges(schema, table, role, self.privileges),
+        ]
+
+    def describe(self) -> str:
+        return (
+            f"Grant {', '.join(self.privileges)} on {self.model_name} only on columns other "
+            f"than {', '.join(self.exclude)}"
+        )
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"restrict_{self.model_name.lower().replace('.', '_')}"
+
+    def references_model(self, name: str, app_label: str) -> bool:
+        return name.lower() == self.model_name.lower().rpartition(".")[2]
+
+
+class RevokeDatabaseTemporary(SQLOperation):
+    """No TEMPORARY on the database for PUBLIC (the runtime, service and login roles)."""
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.revoke_database_temporary()])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.grant_database_temporary()])
+
+    def describe(self) -> str:
+        return "Revoke TEMPORARY on the database from PUBLIC"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return "revoke_temporary"
+
+
+class RevokeCatalogFunctions(SQLOperation):
+    """Large objects and backend signals taken from PUBLIC, when migrate runs as a superuser.
+
+    hzm.db.sql.SUPERUSER_REVOKED_FUNCTIONS says which and why; elsewhere the README's
+    superuser set-up does it and dbdoctor reports it until then.
+    """
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.revoke_catalog_functions()])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.grant_catalog_functions()])
+
+    def describe(self) -> str:
+        return "Revoke large objects and backend signals from PUBLIC (superuser only)"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return "revoke_catalog_functions"
+
+
+class AlterPolicy(SQLOperation):
+    """ALTER POLICY to new conditions or roles; reversing puts the previous ones back.
+
+    Both sides are frozen in the migration, as InstallFunction's `replaces` is.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        name: str,
+        *,
+        using: str | None = None,
+        with_check: str | None = None,
+        to: str | None = None,
+        previous_using: str | None = None,
+        previous_with_check: str | None = None,
+        previous_to: str | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.name = sql.validate_identifier(name, "policy")
+        self.using, self.with_check, self.to = using, with_check, to
+        self.previous_using, self.previous_with_check = previous_using, previous_with_check
+        self.previous_to = previous_to
+        sql.alter_policy(name, "s", "t", using=using, with_check=with_check, to=to)
+        sql.alter_policy(
+            name, "s", "t", using=previous_using, with_check=previous_with_check, to=previous_to
+        )
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {"model_name": self.model_name, "name": self.name}
+        for key in (
+            "using", "with_check", "to", "previous_using", "previous_with_check", "previous_to"
+        ):  # fmt: skip
+            if getattr(self, key) is not None:
+                kwargs[key] = getattr(self, key)
+        return self.__class__.__qualname__, [], kwargs
+
+    def _table(self, app_label: str, state: Any, schema_editor: Any) -> Any:
+        model = _state_model(self.model_name, app_label, state)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return None
+        return sql.split_db_table(model._meta.db_table)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        target = self._table(app_label, to_state, schema_editor)
+        if target:
+            statement = sql.alter_policy(
+                self.name, *target, using=self.using, with_check=self.with_check, to=self.to
+            )
+            self._run(schema_editor, [statement])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        target = self._table(app_label, from_state, schema_editor)
+        if target:
+            statement = sql.alter_policy(
+                self.name,
+                *target,
+                using=self.previous_using,
+                with_check=self.previous_with_check,
+                to=self.previous_to,
+            )
+            self._run(schema_editor, [statement])
+
+    def describe(self) -> str:
+        return f"Alter policy {self.name} on {self.model_name}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"alter_{self.name}"
+
+    def references_model(self, name: str, app_label: str) -> bool:
+        return name.lower() == self.model_name.lower().rpartition(".")[2]

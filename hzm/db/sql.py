@@ -699,3 +699,118 @@ def create_statement_trigger(
         f"ON {table_ref(schema, table)}{clause} FOR EACH STATEMENT "
         f"EXECUTE FUNCTION {qualified_name(function, 'function')}()"
     )
+
+
+# --- Hardening: what the runtime and service roles may not do (issue 11) -----------------
+
+
+def tenant_predicate_once(column: str = "tenant_id", *, shared_rows: bool = False) -> str:
+    """tenant_predicate() with the tenant read once per statement, not once per row.
+
+    `(SELECT app.current_tenant())` is an InitPlan: PostgreSQL evaluates it once and
+    compares every row with the result, where a bare call in a policy runs for each row
+    the plan does not filter by an index first.
+    """
+    predicate = f"{quote_identifier(column, 'column')} = (SELECT app.current_tenant())"
+    if shared_rows:
+        predicate = f"{quote_identifier(column, 'column')} IS NULL OR {predicate}"
+    return predicate
+
+
+def alter_policy(
+    name: str,
+    schema: str,
+    table: str,
+    *,
+    using: str | None = None,
+    with_check: str | None = None,
+    to: str | None = None,
+) -> str:
+    """ALTER POLICY: new roles (`to`: a role name, PUBLIC or CURRENT_USER) and conditions."""
+    if using is None and with_check is None and to is None:
+        raise ValueError(f"policy {name!r}: nothing to alter")
+    sql = f"ALTER POLICY {quote_identifier(name, 'policy')} ON {table_ref(schema, table)}"
+    if to is not None:
+        role = to if to in ("PUBLIC", "CURRENT_USER") else quote_identifier(to, "role")
+        sql += f" TO {role}"
+    if using is not None:
+        sql += f" USING ({using})"
+    if with_check is not None:
+        sql += f" WITH CHECK ({with_check})"
+    return sql
+
+
+def revoke_public_execute(function: str, arguments: str) -> str:
+    """PostgreSQL grants EXECUTE to PUBLIC by default; a definer function must not keep it."""
+    return f"REVOKE EXECUTE ON FUNCTION {_function_ref(function, arguments)} FROM PUBLIC"
+
+
+def grant_public_execute(function: str, arguments: str) -> str:
+    return f"GRANT EXECUTE ON FUNCTION {_function_ref(function, arguments)} TO PUBLIC"
+
+
+# The current database, for statements that must name it (GRANT ... ON DATABASE).
+_ON_CURRENT_DATABASE = "DO $$\nBEGIN\n  EXECUTE format('{statement}', current_database());\nEND\n$$"
+
+
+def revoke_database_temporary() -> str:
+    """No temporary objects for PUBLIC: a TEMP table would outlive the transaction on a
+    pooled connection and shadow an unqualified table (pg_temp comes first)."""
+    return _ON_CURRENT_DATABASE.format(statement="REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC")
+
+
+def grant_database_temporary() -> str:
+    return _ON_CURRENT_DATABASE.format(statement="GRANT TEMPORARY ON DATABASE %I TO PUBLIC")
+
+
+# Catalog functions PUBLIC may call that a tenant-facing role must not: large objects
+# live outside every table and its row level security (a tenant could store one that
+# another tenant's context reads back), and every web process's session is the same login,
+# which after RESET ROLE may cancel or terminate the others' backends. They belong to the
+# bootstrap superuser, so only a superuser can take them from PUBLIC; a migration run by any
+# other owner leaves a notice, and the README's superuser set-up does it.
+SUPERUSER_REVOKED_FUNCTIONS = (
+    "lo_create(oid)",
+    "lo_creat(integer)",
+    "lo_import(text)",
+    "lo_import(text, oid)",
+    "lo_from_bytea(oid, bytea)",
+    "pg_cancel_backend(integer)",
+    "pg_terminate_backend(integer, bigint)",
+)
+
+
+def _if_superuser(statements: list[str], otherwise: str) -> str:
+    body = "".join(f"    {statement};\n" for statement in statements)
+    return (
+        "DO $$\n"
+        "BEGIN\n"
+        "  IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN\n"
+        f"{body}"
+        "  ELSE\n"
+        f"    RAISE NOTICE '{otherwise}';\n"
+        "  END IF;\n"
+        "END\n"
+        "$$"
+    )
+
+
+def revoke_catalog_functions() -> str:
+    return _if_superuser(
+        [
+            f"REVOKE EXECUTE ON FUNCTION pg_catalog.{f} FROM PUBLIC"
+            for f in SUPERUSER_REVOKED_FUNCTIONS
+        ],
+        "not a superuser: run the README''s superuser set-up to take large objects and "
+        "backend signals from PUBLIC",
+    )
+
+
+def grant_catalog_functions() -> str:
+    return _if_superuser(
+        [
+            f"GRANT EXECUTE ON FUNCTION pg_catalog.{f} TO PUBLIC"
+            for f in SUPERUSER_REVOKED_FUNCTIONS
+        ],
+        "not a superuser: the catalog functions are left as they are",
+    )

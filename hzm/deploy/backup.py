@@ -508,6 +508,10 @@ def restore_backup(
         )
         progress.bytes = size  # all of it, once it has finished
         progress.finish("read; verifying")
+        with target_connection.cursor() as cursor:
+            # A dump holds no database-level privileges: take TEMPORARY from PUBLIC again,
+            # as hzm/migrations/0005 did on the original (dbdoctor checks it).
+            cursor.execute(sql.revoke_database_temporary())
         return verify(target_connection, manifest)
 
 

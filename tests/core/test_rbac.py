@@ -351,11 +351,12 @@ def test_the_policies_of_the_shared_tables():
             [table],
         ) == [
             (f"rls_{table}_shared", "SELECT", "(tenant_id IS NULL)", None),
+            # The tenant read once per statement (hzm 0005).
             (
                 f"rls_{table}_tenant",
                 "ALL",
-                "(tenant_id = app.current_tenant())",
-                "(tenant_id = app.current_tenant())",
+                "(tenant_id = ( SELECT app.current_tenant() AS current_tenant))",
+                "(tenant_id = ( SELECT app.current_tenant() AS current_tenant))",
             ),
         ]
 

@@ -16,6 +16,6 @@ def write_then_fail(request: HttpRequest) -> HttpResponse:
 
 
 # Before the project's: its last pattern answers every other path under /api/ with a 404.
-urlpatterns = [path("api/v1/test/write-then-fail", write_then_fail), *project.urlpatterns]
+urlpatterns = [path("api/test/write-then-fail", write_then_fail), *project.urlpatterns]
 handler404 = project.handler404
 handler500 = project.handler500

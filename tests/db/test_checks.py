@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from hzm.db.checks import declared_objects, diagnose, tenant_tables
+from hzm.db.checks import CATALOG_FUNCTIONS_FIX, declared_objects, diagnose, tenant_tables
 from tests.support import TENANT_TABLES
 
 pytestmark = pytest.mark.django_db
@@ -124,12 +124,79 @@ def test_declarations_come_from_the_applied_migrations():
             "ALTER FUNCTION ops.log_audit() SECURITY INVOKER",
             "ERROR: ops.log_audit: function should be SECURITY DEFINER",
         ),
+        # The hardening rules (hzm 0005): a regression of each is caught.
+        (
+            "GRANT EXECUTE ON FUNCTION ops.log_audit() TO PUBLIC",
+            "ERROR: ops.log_audit(): SECURITY DEFINER function executable by PUBLIC",
+        ),
+        (
+            "GRANT EXECUTE ON FUNCTION app.auth_login(text) TO hzm_app_comms",
+            "ERROR: app.auth_login(text): hzm_app_comms may execute it, not declared",
+        ),
+        (
+            "DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO hzm_app', "
+            "current_database()); END $$",
+            "ERROR: role hzm_app: may create temporary tables (TEMPORARY on the database)",
+        ),
+        (
+            "GRANT INSERT (id) ON app.generic_data TO hzm_app",
+            "ERROR: app.generic_data: hzm_app may INSERT column id",
+        ),
+        (
+            "GRANT UPDATE (role) ON core.users TO hzm_app",
+            "ERROR: core.users: hzm_app may UPDATE column role",
+        ),
+        (
+            "GRANT INSERT (id) ON comms.email_queue TO hzm_app_comms",
+            "ERROR: comms.email_queue: hzm_app_comms may INSERT column id",
+        ),
+        (
+            "ALTER POLICY rls_projects_tenant ON core.projects "
+            "USING (tenant_id = app.current_tenant())",
+            "ERROR: core.projects: policy rls_projects_tenant calls app.current_tenant() for "
+            "every row: write (SELECT app.current_tenant())",
+        ),
+        (
+            "ALTER ROLE hzm_app_billing SET statement_timeout = 0",
+            "ERROR: role hzm_app_billing: has settings of its own (statement_timeout=0): "
+            "ALTER ROLE hzm_app_billing RESET ALL",
+        ),
+        (
+            "GRANT EXECUTE ON FUNCTION lo_from_bytea(oid, bytea) TO PUBLIC",
+            "ERROR: role hzm_app: may execute lo_from_bytea(oid, bytea) (large objects escape "
+            "row level security; a web session could end the others'): " + CATALOG_FUNCTIONS_FIX,
+        ),
+        (
+            "GRANT EXECUTE ON FUNCTION pg_terminate_backend(integer, bigint) TO PUBLIC",
+            "ERROR: role hzm_app: may execute pg_terminate_backend(integer, bigint) (large "
+            "objects escape row level security; a web session could end the others'): "
+            + CATALOG_FUNCTIONS_FIX,
+        ),
+        (
+            "GRANT UPDATE (tenant_id) ON core.projects TO hzm_app_comms",
+            "ERROR: core.projects: hzm_app_comms has UPDATE (tenant_id), not declared",
+        ),
     ],
 )
 def test_each_gap_is_found_and_named(sabotage, finding):
     assert errors() == []
     execute(sabotage)
     assert finding in errors()
+
+
+def test_the_audit_trails_owner_policies_must_follow_its_owner():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'ops.audit_logs'::regclass"
+        )
+        (owner,) = cursor.fetchone()
+    assert errors() == []
+    execute("ALTER POLICY rls_audit_logs_owner_read ON ops.audit_logs TO PUBLIC")
+    assert errors() == [
+        f"ERROR: ops.audit_logs: policy rls_audit_logs_owner_read applies to public, not the "
+        f"table's owner {owner}: ALTER POLICY rls_audit_logs_owner_read ON ops.audit_logs "
+        f"TO {owner}"
+    ]
 
 
 def test_the_command_fails_naming_the_gap(capsys):

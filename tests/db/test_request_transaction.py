@@ -15,7 +15,7 @@ def test_a_request_that_fails_in_sql_answers_500_json_and_writes_nothing():
     client = Client(raise_request_exception=False)
     assert client.login(email=str(project.user.email), password=PASSWORD)
 
-    response = client.get(f"/api/v1/test/write-then-fail?project={project.pk}")
+    response = client.get(f"/api/test/write-then-fail?project={project.pk}")
 
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "server_error"

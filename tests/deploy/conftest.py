@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from hzm.db import sql as hzm_sql
 from tests import support
 
 ROLE = f"hzm_app_dep_{uuid.uuid4().hex[:8]}"
@@ -95,6 +96,9 @@ class Databases:
         """A copy of the migrated template."""
         name = self._name()
         create_database(name, self.template)
+        # CREATE DATABASE ... TEMPLATE copies no database-level privileges: take TEMPORARY
+        # from PUBLIC as migrate did on the template (hzm 0005), or dbdoctor reports it.
+        query(name, hzm_sql.revoke_database_temporary())
         return name
 
     def empty(self) -> str:

@@ -118,15 +118,19 @@ def test_search_text_is_a_value_not_sql(two_tenants, project):
 
 
 def test_a_temporary_table_of_the_caller_cannot_stand_in_for_generic_data(two_tenants, project):
-    """search_path is pinned and every name qualified: pg_temp shadows nothing."""
+    """search_path is pinned and every name qualified: pg_temp shadows nothing.
+
+    The runtime role may not create temporary tables at all (hzm 0005); the session's
+    temporary table is made before, by the connection's superuser, which shares pg_temp
+    with every role the session switches to: the function must not see it either.
+    """
     table_id, row_id = two_tenants[project.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE generic_data ON COMMIT DROP AS "
+            "SELECT * FROM app.generic_data WITH NO DATA"
+        )
     with as_tenant(project):
-        fetchall("SELECT 1")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMP TABLE generic_data ON COMMIT DROP AS "
-                "SELECT * FROM app.generic_data WITH NO DATA"
-            )
         assert fetchall("SELECT * FROM app.search_rows(%s, 'secret')", [table_id]) == [(row_id,)]
 
 

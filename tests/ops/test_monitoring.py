@@ -447,6 +447,9 @@ def test_an_owner_that_row_level_security_applies_to_can_prune_every_tenants_row
     run("CREATE ROLE hzm_issue7_owner NOLOGIN NOBYPASSRLS")
     run("GRANT USAGE ON SCHEMA ops, app TO hzm_issue7_owner")
     run("ALTER TABLE ops.audit_logs OWNER TO hzm_issue7_owner")
+    # The owner policies apply to the owner alone (hzm 0005): they follow the ownership.
+    for policy in ("rls_audit_logs_owner_read", "rls_audit_logs_owner_prune"):
+        run(f"ALTER POLICY {policy} ON ops.audit_logs TO hzm_issue7_owner")
     with as_role("hzm_issue7_owner"):
         assert prune_audit_logs(30).deleted == 2
         assert AuditLog.objects.filter(action="PRUNE").count() == 1
