@@ -22,7 +22,7 @@ from ninja import Router, Schema
 from pydantic import ConfigDict, Field
 
 from core.auth import authenticate_credentials
-from hzm.api import ApiError, add_method_fallbacks, enforce_csrf, errors
+from hzm.api import ApiError, enforce_csrf, errors
 from hzm.db.context import is_platform_staff, request_metadata, tenant_context
 
 BACKEND = "core.auth.UserBackend"
@@ -123,4 +123,3 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     return response
 
 
-add_method_fallbacks(router)

@@ -63,7 +63,6 @@ from generic_data.contract import (
 from generic_data.schema import MAX_ROW_ID, FieldError, ValidationFailed, text_problem
 from hzm.api import (
     ApiError,
-    add_method_fallbacks,
     enforce_csrf,
     errors,
     header_text,
@@ -565,7 +564,6 @@ def search_rows(
     return _page(project_id, table, _list_options(request, options))
 
 
-add_method_fallbacks(router)
 
 # The OpenAPI components the bodies above refer to.
 COMPONENTS = contract.COMPONENTS

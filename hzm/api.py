@@ -14,15 +14,14 @@ What every endpoint shares, here:
   digits; a body over DATA_UPLOAD_MAX_MEMORY_SIZE is 413;
 - every answer is JSON, errors in one shape,
   {"error": {"code": ..., "message": ..., "errors": [{"row", "field", "message"}]}},
-  also for 404 (hzm/errors.py), 405 (add_method_fallbacks) and 500;
+  also for 404 (hzm/errors.py), 405 (_json_not_allowed) and 500;
 - pydantic's refusals (a key the body does not have, a wrong JSON type) are 400 in that
   shape, naming the key.
 """
 
-import inspect
+import functools
 import json
 import logging
-import re
 from collections.abc import Callable
 from decimal import Decimal
 from http import HTTPStatus
@@ -30,10 +29,10 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.log import log_response
-from ninja import NinjaAPI, Router, Schema
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.renderers import BaseRenderer
@@ -53,7 +52,6 @@ MAX_BODY_DEPTH = 64
 CONTENT_TYPE = "application/json"
 # Keys clients send under another name than the API's, refused with the right one named.
 RENAMED_KEYS = {"expected_version": "version", "q": "search"}
-ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 
 
 # --- Errors --------------------------------------------------------------------------------
@@ -376,6 +374,12 @@ class HzmApi(NinjaAPI):
             ),
         )
 
+    def _get_urls(self) -> list[Any]:
+        patterns = super()._get_urls()
+        for pattern in patterns:
+            pattern.callback = _json_not_allowed(pattern.callback)
+        return patterns
+
     def get_content_type(self) -> str:
         return CONTENT_TYPE  # JSON is UTF-8 by definition (RFC 8259): no charset parameter
 
@@ -413,37 +417,27 @@ def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
     return [op for item in schema.get("paths", {}).values() for op in item.values()]
 
 
-def add_method_fallbacks(router: Router) -> None:
-    """Answer every other method of each path of `router` with a JSON 405 (OPTIONS: 204),
-    with Allow naming the path's methods (ninja's own 405 is plain text)."""
-    for path, view in list(router.path_operations.items()):
-        allowed = sorted({method for op in view.operations for method in op.methods})
-        others = [method for method in ALL_METHODS if method not in allowed]
-        router.add_api_operation(
-            path, others, _not_allowed(path, allowed), auth=None, include_in_schema=False
-        )
+def _json_not_allowed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The view with ninja's plain-text 405 answered in JSON (OPTIONS: 204), Allow kept."""
 
-
-def _not_allowed(path: str, allowed: list[str]) -> Callable[..., HttpResponse]:
-    def not_allowed(request: HttpRequest, **path_params: Any) -> HttpResponse:
+    @functools.wraps(view)
+    def run(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if not isinstance(response, HttpResponseNotAllowed):
+            return response
+        allowed = sorted(m.strip() for m in response["Allow"].split(",") if m.strip())
         if request.method == "OPTIONS":
-            response = HttpResponse(status=204)
+            answer = HttpResponse(status=204)
         else:
-            response = error_response(
+            answer = error_response(
                 405,
                 "method_not_allowed",
                 f"{request.method} is not allowed here (allowed: {', '.join(allowed)})",
             )
-        response["Allow"] = ", ".join([*allowed, "OPTIONS"])
-        return response
+        answer["Allow"] = ", ".join([*allowed, "OPTIONS"])
+        return answer
 
-    # The path's parameters, taken as they come (ninja wants each one in the signature).
-    names = re.findall(r"{(?:\w+:)?(\w+)}", path)
-    not_allowed.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=str) for n in names]
-    )
-    return not_allowed
+    return run
 
 
 __all__ = [
@@ -452,7 +446,6 @@ __all__ = [
     "ApiError",
     "Error",
     "HzmApi",
-    "add_method_fallbacks",
     "enforce_csrf",
     "error_response",
     "errors",
