@@ -273,7 +273,18 @@ def request_metadata(request: HttpRequest) -> tuple[str, str | None, str | None]
     """(request id, client IP, user agent) of a request, as the audit trail records them."""
     request_id = getattr(request, "request_id", None) or request_id_for(request)
     # The client behind the trusted proxies (FORWARDED_ALLOW_IPS), not the proxy.
-    return (request_id, client_ip(request), request.headers.get("User-Agent") or None)
+    return (request_id, client_ip(request), header_text(request.headers.get("User-Agent")))
+
+
+MAX_USER_AGENT = 1000
+
+
+def header_text(value: str | None) -> str | None:
+    """A header as the database can store it: no NUL, no lone surrogate, bounded."""
+    if not value:
+        return None
+    cleaned = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return cleaned[:MAX_USER_AGENT] or None
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")

@@ -23,3 +23,12 @@ def test_a_request_that_fails_in_sql_answers_500_json_and_writes_nothing():
     assert project.name != "written"
     # The connection serves the next request.
     assert client.get("/api/v1/auth/session").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_user_agent_with_a_nul_byte_is_recorded_without_it():
+    project = ProjectFactory(user__password=PASSWORD)
+    client = Client(raise_request_exception=False)
+    assert client.login(email=str(project.user.email), password=PASSWORD)
+    response = client.get("/api/v1/auth/session", headers={"User-Agent": "evil\x00agent"})
+    assert response.status_code == 200, response.content

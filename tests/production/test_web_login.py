@@ -7,6 +7,8 @@ Rows are made beforehand as the owner, which the README's operator would be.
 """
 
 import json
+import subprocess
+import sys
 import uuid
 from typing import Any
 
@@ -21,7 +23,7 @@ from hzm.db.context import tenant_context
 from hzm.db.operations import runtime_role
 from tests import support
 from tests.factories import ProjectFactory
-from tests.production.deployment import Deployment, superuser
+from tests.production.deployment import REPO_ROOT, Deployment, superuser
 
 pytestmark = pytest.mark.usefixtures("deployment")
 
@@ -246,3 +248,29 @@ def test_other_sessions_query_text_shows_no_parameter_values(deployment):
     assert any("core.users WHERE email = $1" in query for query in queries), queries
     assert not any(secret in query for query in queries), queries
     assert runtime_role() not in " ".join(queries)  # the role travels as a parameter too
+
+
+def test_deploy_checks_health_through_the_web_login(deployment, tmp_path):
+    """deploy runs as the owner (MIGRATION_DATABASE_URL); its health step is the web's."""
+    done = deployment.manage("deploy", "--skip-backup", BACKUP_DIR=str(tmp_path))
+    assert "status:" in done.stdout and "ok" in done.stdout, done.stdout
+    login = f"hzm_web_nogrant_{uuid.uuid4().hex[:6]}"
+    with superuser() as admin:
+        admin.execute(f"CREATE ROLE {login} LOGIN NOINHERIT")
+    try:
+        failed = subprocess.run(
+            [sys.executable, "manage.py", "deploy", "--skip-backup"],
+            cwd=REPO_ROOT,
+            env=deployment.environment(
+                DATABASE_URL=deployment.url(login), BACKUP_DIR=str(tmp_path)
+            ),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        with superuser() as admin:
+            admin.execute(f"DROP ROLE {login}")
+    assert failed.returncode != 0
+    assert "step 5/5 (health check)" in failed.stderr, failed.stderr
+    assert "tenant path" in failed.stderr

@@ -14,7 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from hzm import __version__, health
 from hzm.deploy.backup import Backup, create_backup
-from hzm.deploy.connection import MigrationConnectionCommand, advisory_lock
+from hzm.deploy.connection import MigrationConnectionCommand, advisory_lock, use_database
 
 STEPS = ("connection", "backup", "dry run", "migrate", "health check")
 
@@ -53,7 +53,9 @@ class Command(MigrationConnectionCommand, BaseCommand):
             self._step(2, self._take_backup)
             self._step(3, self._dry_run)
             self._step(4, self._migrate)
-            self._step(5, self._check_health)
+        # After the lock: the health check connects as the web login (the owner's session,
+        # which holds the lock, is closed for it).
+        self._step(5, self._check_health)
         done = f"deploy: done (version {__version__})."
         if self.backup:
             undo = f"python manage.py rollback --to-backup {self.backup.dump}"
@@ -113,7 +115,11 @@ class Command(MigrationConnectionCommand, BaseCommand):
         call_command("migrate", interactive=False, **self._migrate_options())
 
     def _check_health(self) -> None:
-        healthy, body = health.check()
+        # What GET /healthz of the web process answers: through the web's own login
+        # (DATABASE_URL), whose tenant path is the one to prove, not the owner's.
+        alias = self.connection.alias
+        with use_database(alias, settings.DATABASES[alias]):
+            healthy, body = health.check(alias)
         if not healthy:
             raise CommandError("; ".join(body["problems"]))
         width = max(len(key) for key in body) + 2
