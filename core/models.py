@@ -530,6 +530,9 @@ class ApiKey(Versioned):
             models.Index(fields=["project"], name="idx_api_keys_project"),
             models.Index(fields=["key_prefix"], name="idx_api_keys_prefix"),
             models.Index(fields=["tenant"], name="idx_api_keys_active", condition=ACTIVE),
+            # Foreign keys to core.users get an index, so that purging users does not
+            # scan every referencing table once per user (core 0007).
+            models.Index(fields=["user"], name="idx_api_keys_user"),
         ]
 
     def __str__(self) -> str:
@@ -582,6 +585,7 @@ class File(Versioned):
         indexes = [
             models.Index(fields=["tenant"], name="idx_files_tenant"),
             models.Index(fields=["file_hash"], name="idx_files_hash"),
+            models.Index(fields=["uploaded_by"], name="idx_files_uploaded_by"),
         ]
 
     def __str__(self) -> str:

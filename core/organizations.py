@@ -168,6 +168,7 @@ class OrganizationMember(Versioned, SoftDeletable, Authored):
             models.Index(fields=["tenant"], name="idx_org_members_tenant"),
             models.Index(fields=["organization"], name="idx_org_members_org"),
             models.Index(fields=["user"], name="idx_org_members_user"),
+            models.Index(fields=["invited_by"], name="idx_org_members_invited_by"),
         ]
 
     def __str__(self) -> str:

@@ -214,6 +214,7 @@ class UserRole(Versioned):
             models.Index(fields=["user"], name="idx_user_roles_user"),
             models.Index(fields=["role"], name="idx_user_roles_role"),
             models.Index(fields=["organization"], name="idx_user_roles_organization"),
+            models.Index(fields=["granted_by"], name="idx_user_roles_granted_by"),
         ]
 
     def __str__(self) -> str:
