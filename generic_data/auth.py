@@ -1,11 +1,11 @@
 """Who calls the HTTP API, and what an API key lets it do: a key, or a signed-in tenant user.
 
 An API key is looked up before the request has a tenant: as the runtime role without
-a context, through app.api_key_tenant(prefix) (SECURITY DEFINER, see
-generic_data/migrations/0003), because neither the runtime role (row level security)
+a context, through app.api_key_lookup(key) (SECURITY DEFINER, see
+generic_data/migrations/0006), because neither the runtime role (row level security)
 nor the production login role (no privileges) can read core.api_keys then. The key's
-hash is compared here, in constant time; the key must be usable (active, unrevoked,
-unexpired, of a live tenant, user and project).
+hash is compared in the database, which returns no hash; the key must be usable
+(active, unrevoked, unexpired, of a live tenant, user and project).
 
 With the request, the key is then held to what it stores (core/api_keys.py), inside
 its tenant's context: its allowed client addresses (the address the audit trail
@@ -38,7 +38,6 @@ from core.models import api_key_prefix
 from generic_data.schema import FieldError
 from generic_data.services import ServiceError
 from hzm.db.context import as_runtime_role, request_metadata, tenant_context
-from hzm.secrets import api_key_matches
 
 logger = logging.getLogger(__name__)
 
@@ -132,22 +131,26 @@ def _lookup(presented: str) -> tuple[Caller, bool] | None:
     prefix = api_key_prefix(presented)
     if prefix is None:
         return None
+    if "\x00" in presented or len(presented) > MAX_PRESENTED_KEY:
+        return None
     # As the runtime role, with no tenant context (free inside a request, which already
-    # runs as it): all it may do here is call app.api_key_tenant(), which returns this
-    # one key's row or nothing.
+    # runs as it): all it may do here is call app.api_key_lookup(key), which compares
+    # the whole key's hash in the database and returns this one key's row or nothing
+    # (generic_data/migrations/0006: no hash ever leaves the database).
     with as_runtime_role(), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT key_id, tenant_id, project_id, user_id, key_hash, usable "
-            "FROM app.api_key_tenant(%s)",
-            [prefix],
+            "SELECT key_id, tenant_id, project_id, user_id, usable FROM app.api_key_lookup(%s)",
+            [presented],
         )
         found = cursor.fetchone()
     if found is None:
         return None
-    key_id, tenant_id, project_id, user_id, key_hash, usable = found
-    if not api_key_matches(presented, key_hash):
-        return None
+    key_id, tenant_id, project_id, user_id, usable = found
     return Caller(tenant_id, user_id, project_id, key_id), bool(usable)
+
+
+# issue() makes keys of 60 characters; anything much longer is no key.
+MAX_PRESENTED_KEY = 200
 
 
 KEY_SETTINGS = (

@@ -99,6 +99,9 @@ def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) 
         )
         declared.executes.setdefault(operation.name, set()).add(role)
         return
+    if isinstance(operation, ops.RevokeExecute):
+        declared.executes.get(operation.name, set()).discard(ops.runtime_role())
+        return
     if isinstance(operation, ops.RestrictColumnPrivileges):
         model = table_of.model_of(app_label, operation.model_name)
         table = table_of(app_label, operation.model_name)

@@ -1016,6 +1016,38 @@ class GrantServiceExecute(SQLOperation):
         return f"grant_{self.service}_execute_{self.name.replace('.', '_')}"
 
 
+class RevokeExecute(SQLOperation):
+    """Take EXECUTE on a function from the runtime role again (a function it no longer needs).
+
+    The reverse of GrantExecute's grant, without GrantExecute's giving it back to PUBLIC:
+    reversing grants it to the runtime role once more.
+    """
+
+    def __init__(self, name: str, arguments: str) -> None:
+        self.name = name
+        self.arguments = arguments
+        sql.revoke_function_execute(name, arguments, "r")  # a bad name fails when loaded
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {"name": self.name, "arguments": self.arguments}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        statement = sql.revoke_function_execute(self.name, self.arguments, runtime_role())
+        self._run(schema_editor, [statement])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        statement = sql.grant_function_execute(self.name, self.arguments, runtime_role())
+        self._run(schema_editor, [statement])
+
+    def describe(self) -> str:
+        signature = sql.function_signature(self.arguments)
+        return f"Revoke execute on {self.name}({signature}) from the runtime role"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"revoke_execute_{self.name.replace('.', '_')}"
+
+
 class GrantNamedTablePrivileges(SQLOperation):
     """Privileges on a table no model of the migration state describes (django_migrations).
 

@@ -1,7 +1,7 @@
 """The SECURITY DEFINER functions of generic_data stay inside the caller's tenant.
 
 app.search_rows() and app.rows_containing() read app.generic_data without the tenant
-policy (so that they can use its GIN indexes), and app.api_key_tenant() reads
+policy (so that they can use its GIN indexes), and app.api_key_lookup() reads
 core.api_keys before there is a tenant. Each is attacked here as the runtime role.
 """
 
@@ -23,8 +23,8 @@ DEFINER_FUNCTIONS = {
     "app.rows_containing": [
         "p_project_id", "p_table_id", "p_doc", "p_after", "p_limit", "p_descending"
     ],
-    "app.api_key_tenant": ["p_prefix", "key_id", "tenant_id", "project_id", "user_id",
-                           "key_hash", "usable"],
+    # The whole key in, no hash out (generic_data 0006; app.api_key_tenant is closed).
+    "app.api_key_lookup": ["p_key", "key_id", "tenant_id", "project_id", "user_id", "usable"],
     "app.sync_unique_values": None,
 }  # fmt: skip
 
@@ -152,26 +152,25 @@ def test_the_service_rereads_candidates_under_the_policy(two_tenants, project, o
 # --- API keys ---------------------------------------------------------------------------------
 
 
-def test_api_key_tenant_returns_one_keys_row_and_nothing_else(project, other_project):
-    mine, _plaintext = ApiKey.objects.issue(
+def test_api_key_lookup_returns_one_keys_row_and_nothing_else(project, other_project):
+    mine, plaintext = ApiKey.objects.issue(
         tenant=project.tenant, user=project.user, project=project, name="k"
     )
     ApiKey.objects.issue(tenant=other_project.tenant, user=other_project.user, name="k")
-    found = as_runtime_role_without_context(
-        "SELECT * FROM app.api_key_tenant(%s)", [mine.key_prefix]
-    )
-    assert found == [(mine.pk, project.tenant_id, project.pk, project.user_id, mine.key_hash, True)]
-    for prefix in ["", "%", "hzm_%", f"{mine.key_prefix}' OR 'x'='x"]:
+    found = as_runtime_role_without_context("SELECT * FROM app.api_key_lookup(%s)", [plaintext])
+    assert found == [(mine.pk, project.tenant_id, project.pk, project.user_id, True)]
+    for presented in ["", "%", "hzm_%", mine.key_prefix, f"{plaintext}' OR 'x'='x"]:
         assert (
-            as_runtime_role_without_context("SELECT * FROM app.api_key_tenant(%s)", [prefix]) == []
+            as_runtime_role_without_context("SELECT * FROM app.api_key_lookup(%s)", [presented])
+            == []
         )
 
 
-def test_api_key_tenant_marks_the_keys_of_a_deleted_tenant_unusable(project):
-    key, _ = ApiKey.objects.issue(tenant=project.tenant, user=project.user, name="k")
+def test_api_key_lookup_marks_the_keys_of_a_deleted_tenant_unusable(project):
+    _key, plaintext = ApiKey.objects.issue(tenant=project.tenant, user=project.user, name="k")
     Tenant.objects.filter(pk=project.tenant_id).delete()  # soft
     (row,) = as_runtime_role_without_context(
-        "SELECT usable FROM app.api_key_tenant(%s)", [key.key_prefix]
+        "SELECT usable FROM app.api_key_lookup(%s)", [plaintext]
     )
     assert row == (False,)
 

@@ -8,7 +8,7 @@ the main branch before hzm/migrations/0005_security_hardening.py.
 import pytest
 from django.db import connection
 
-from core.models import User
+from core.models import ApiKey, User
 from generic_data.models import GenericData
 from hzm.db.checks import diagnose
 from ops.monitoring import write_system_log
@@ -200,3 +200,17 @@ def test_the_runtime_roles_reads_of_its_audit_trail_leave_out_the_owners_policie
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert "pg_has_role" not in plan
     assert "InitPlan" in plan  # the tenant, read once for the statement
+
+
+def test_an_api_key_is_found_only_by_the_whole_key_and_no_hash_comes_back(world_a):
+    api_key, plaintext = ApiKey.objects.issue(
+        tenant=world_a.tenant, user=world_a.user, name="probe", project=world_a.project
+    )
+    with as_tenant(world_a.id, world_a.user.pk):
+        denied = sql_refused("SELECT * FROM app.api_key_tenant(%s)", [api_key.key_prefix])
+        assert permission_denied(denied) == "permission denied for function api_key_tenant"
+        wrong = fetchall("SELECT * FROM app.api_key_lookup(%s)", [plaintext[:-1] + "x"])
+        prefix_only = fetchall("SELECT * FROM app.api_key_lookup(%s)", [api_key.key_prefix])
+        found = fetchall("SELECT * FROM app.api_key_lookup(%s)", [plaintext])
+    assert wrong == prefix_only == []
+    assert found == [(api_key.pk, world_a.id, world_a.project.pk, world_a.user.pk, True)]

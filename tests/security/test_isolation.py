@@ -457,8 +457,9 @@ def test_runtime_role_reaches_only_row_secured_tables_and_reference_data():
 # SECURITY DEFINER functions run as their owner, past row level security: each one the
 # runtime role may call is a door through the policies and must be reviewed.
 REVIEWED_SECURITY_DEFINER_FUNCTIONS = [
-    # Before any tenant context (API-key sign-in): one key by its exact prefix.
-    "app.api_key_tenant(text)",
+    # Before any tenant context (API-key sign-in): one key by the whole key, its hash
+    # compared in the database (generic_data 0006; app.api_key_tenant is no longer open).
+    "app.api_key_lookup(text)",
     # Before any tenant context (session sign-in, hzm/migrations/0004): one user by its
     # email (its id and password hash, for the sign-in form) or by its id (no hash).
     "app.auth_login(text)",
