@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
+from django.db.migrations.loader import MigrationLoader
 from django_migration_linter import MigrationLinter
 from django_migration_linter.management.utils import extract_warnings_as_errors_option
 
@@ -100,6 +102,11 @@ class _Linter(MigrationLinter):
         self.warnings: list[Problem] = []
         self._current = ""
         super().__init__(**kwargs)
+        # The SQL is rendered through a connection of its own, outside any transaction the
+        # caller is in (a test's), so that an operation refusing to run in one
+        # (AddIndexConcurrently) renders as sqlmigrate renders it.
+        self.own_connection = connections.create_connection(self.database)
+        self.migration_loader = MigrationLoader(self.own_connection, ignore_no_migrations=True)
 
     def should_ignore_migration(self, app_label: str, migration_name: str, *args, **kwargs) -> bool:
         return f"{app_label}.{migration_name}" in self.accepted or super().should_ignore_migration(
@@ -157,5 +164,8 @@ def lint_migrations(app_label: str | None = None) -> tuple[list[Problem], list[P
         all_warnings_as_errors=all_tests,
         **kwargs,
     )
-    linter.lint_all_migrations(app_label=app_label)
+    try:
+        linter.lint_all_migrations(app_label=app_label)
+    finally:
+        linter.own_connection.close()
     return linter.errors, linter.warnings
