@@ -81,6 +81,11 @@ ACCEPTED: dict[str, dict[str, str]] = {
         "operator drops (DROP INDEX CONCURRENTLY IF EXISTS <name>) before running migrate "
         "again; the build itself blocks no writes"
     },
+    "ops.0005_audit_logs_tenant_id_index": {
+        "prefer-robust-stmts": "as core.0007: Django's AddIndexConcurrently writes no IF NOT "
+        "EXISTS; a failed build leaves an INVALID index, dropped by the operator (DROP INDEX "
+        "CONCURRENTLY IF EXISTS ops.idx_audit_tenant_id) before migrate runs again"
+    },
     "cfg.0005_unique_global_translations": {
         rule: "0.1.0: cfg.translations holds only reference data (a few hundred rows) when "
         "its unique key is rebuilt; the lock lasts milliseconds"
