@@ -37,6 +37,12 @@ OWNER_COMMANDS = {
     "deploy": [],
     "prune_audit_logs": ["--older-than-days", "30"],
     "prune_system_logs": ["--older-than-months", "3"],
+    # Onboarding (core/management/commands; tests/deploy/test_onboarding.py).
+    "create_tenant": ["Acme Corp"],
+    "create_tenant_user": ["--tenant", "acme", "--email", "ada@acme.test"],
+    "create_project": ["--tenant", "acme", "--owner", "ada@acme.test", "Shop"],
+    "issue_api_key": ["--project", "1", "--name", "first key"],
+    "revoke_api_key": ["hzm_0123456789ab", "--reason", "leaked"],
 }
 SUPERUSER = {"DJANGO_SUPERUSER_EMAIL": "ops@example.com", "DJANGO_SUPERUSER_PASSWORD": "x" * 16}
 
