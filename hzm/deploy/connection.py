@@ -30,6 +30,8 @@ MIGRATE_LOCK_KEY = (0x485A4D, 1)
 LOCK_NOT_AVAILABLE = "55P03"
 INSUFFICIENT_PRIVILEGE = "42501"  # also a row level security policy's refusal
 MAX_BACKOFF_SECONDS = 30.0
+# How often a migrate that waits for another asks for the migration lock again.
+LOCK_POLL_SECONDS = 0.25
 # The keys of a DATABASES entry that say where and as whom to connect.
 CONNECTION_KEYS = ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
 
@@ -269,9 +271,15 @@ def advisory_lock(connection: Any, on_wait: Callable[[str], None]) -> Iterator[N
                 else "another session"
             )
             on_wait(f"another migrate holds the migration lock: {who}; waiting for it to finish")
-            # Wait as long as it takes, whatever lock_timeout the role has by default.
-            cursor.execute("SELECT set_config('lock_timeout', '0', false)")
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATE_LOCK_KEY)
+            # Wait as long as it takes, asking again and again rather than blocking in one
+            # statement: a session waiting inside a statement holds a snapshot, and the
+            # holder's CREATE INDEX CONCURRENTLY (core 0007) waits for every such session to
+            # end: both would wait for each other (a deadlock).
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", MIGRATE_LOCK_KEY)
+                if cursor.fetchone()[0]:
+                    break
+                time.sleep(LOCK_POLL_SECONDS)
     try:
         yield
     finally:

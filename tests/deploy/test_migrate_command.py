@@ -154,10 +154,10 @@ def test_two_migrates_at_once_both_succeed(databases):
 
 
 def _waiting_for_the_lock(conn) -> int:
+    """The other sessions asking for the migration lock again and again (each waiting migrate)."""
     return conn.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-        "AND classid = %s AND objid = %s",
-        MIGRATE_LOCK_KEY,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND query LIKE 'SELECT pg_try_advisory_lock(%%'"
     ).fetchone()[0]
 
 
