@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field
 
 from core.auth import authenticate_credentials
 from hzm.api import ApiError, enforce_csrf, errors
-from hzm.db.context import is_platform_staff, request_metadata, tenant_context
+from hzm.db.context import is_platform_staff, request_context
 
 BACKEND = "core.auth.UserBackend"
 
@@ -85,16 +85,9 @@ def sign_in(request: HttpRequest, response: HttpResponse, credentials: Credentia
         raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
     if is_platform_staff(user):
         raise ApiError(403, "forbidden", "platform staff sign in to the admin, not here")
-    request_id, ip_address, user_agent = request_metadata(request)
     # In the user's own context: login() records the sign-in on the user's row, which
     # row level security shows only there, and the audit trail names the user.
-    with tenant_context(
-        user.tenant_id,
-        user.pk,
-        request_id=request_id,
-        ip_address=ip_address,
-        user_agent=user_agent,
-    ):
+    with request_context(request, user):
         login(request, user, backend=BACKEND)
     return {"user": _user_json(user)}
 

@@ -287,6 +287,18 @@ def header_text(value: str | None) -> str | None:
     return cleaned[:MAX_USER_AGENT] or None
 
 
+def request_context(request: HttpRequest, user: Any) -> Any:
+    """tenant_context() of a tenant user's request: its tenant, the user, the request's metadata."""
+    request_id, ip_address, user_agent = request_metadata(request)
+    return tenant_context(
+        user.tenant_id,
+        user.pk,
+        request_id=request_id,
+        ip_address=ip_address,
+        user_agent=user_agent,
+    )
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 
 
@@ -377,14 +389,7 @@ class TenantContextMiddleware:
             if user is None or not user.is_authenticated or is_platform_staff(user):
                 response = self.get_response(request)
             else:
-                request_id, ip_address, user_agent = request_metadata(request)
-                with tenant_context(
-                    user.tenant_id,
-                    user.pk,
-                    request_id=request_id,
-                    ip_address=ip_address,
-                    user_agent=user_agent,
-                ):
+                with request_context(request, user):
                     response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
