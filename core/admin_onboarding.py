@@ -15,6 +15,7 @@ api_key and api_key_password; no form, list or page has those fields.
   The lists show each key's use (last used, requests, errors) as counted so far.
 """
 
+import secrets
 import zoneinfo
 from typing import Any
 
@@ -158,8 +159,6 @@ class ProjectForm(forms.ModelForm):
         if project._state.adding and not project.api_key:
             # The guide's projects.api_key: a unique random value, never shown; API keys
             # are core.api_keys.
-            import secrets
-
             project.api_key = secrets.token_urlsafe(32)
         if commit:
             project.save()
