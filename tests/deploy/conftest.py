@@ -115,6 +115,31 @@ class Databases:
             drop_database(name)
 
 
+def create_role(name: str, attributes: str) -> None:
+    with connect("postgres") as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} " + attributes).format(sql.Identifier(name)))
+
+
+def drop_role(name: str) -> None:
+    with connect("postgres") as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def web_login(deploy_template: str) -> Iterator[str]:
+    """The authenticator: LOGIN NOINHERIT, no privileges, granted only the runtime role."""
+    login = f"hzm_test_web_{uuid.uuid4().hex[:8]}"
+    create_role(login, "LOGIN NOINHERIT")
+    try:
+        with connect("postgres") as admin:
+            admin.execute(
+                sql.SQL("GRANT {} TO {}").format(sql.Identifier(ROLE), sql.Identifier(login))
+            )
+        yield login
+    finally:
+        drop_role(login)
+
+
 @pytest.fixture
 def databases(deploy_template: str) -> Iterator[Databases]:
     found = Databases(deploy_template)

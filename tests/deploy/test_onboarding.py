@@ -25,10 +25,8 @@ from psycopg import sql
 from core.models import ApiKey, Tenant, User
 from hzm.deploy.connection import use_database
 from tests import support
-from tests.deploy.conftest import ROLE, connect, query, url_as
+from tests.deploy.conftest import ROLE, connect, create_role, drop_role, query, url_as
 from tests.deploy.test_owner_commands import (  # noqa: F401  (owned: a fixture)
-    create_role,
-    drop_role,
     manage_as,
     owned,
     refused,
@@ -42,21 +40,6 @@ COMMANDS = (
     "issue_api_key",
     "revoke_api_key",
 )
-
-
-@pytest.fixture(scope="module")
-def web_login(deploy_template: str) -> Iterator[str]:
-    """The authenticator: LOGIN NOINHERIT, no privileges, granted only the runtime role."""
-    login = f"hzm_test_onb_{uuid.uuid4().hex[:8]}"
-    create_role(login, "LOGIN NOINHERIT")
-    try:
-        with connect("postgres") as admin:
-            admin.execute(
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(ROLE), sql.Identifier(login))
-            )
-        yield login
-    finally:
-        drop_role(login)
 
 
 @pytest.fixture

@@ -21,9 +21,14 @@ from psycopg import sql
 
 from hzm.deploy.connection import MigrationConnectionCommand
 from tests import support
-from tests.deploy.conftest import ROLE, connect, drop_database, environment, query, url_as
-
-WEB = f"hzm_test_web_{uuid.uuid4().hex[:8]}"
+from tests.deploy.conftest import (
+    create_role,
+    drop_database,
+    drop_role,
+    environment,
+    query,
+    url_as,
+)
 
 # Each command, with arguments it would run with; a refusal must come before they matter.
 OWNER_COMMANDS = {
@@ -45,30 +50,6 @@ OWNER_COMMANDS = {
     "revoke_api_key": ["hzm_0123456789ab", "--reason", "leaked"],
 }
 SUPERUSER = {"DJANGO_SUPERUSER_EMAIL": "ops@example.com", "DJANGO_SUPERUSER_PASSWORD": "x" * 16}
-
-
-def create_role(name: str, attributes: str) -> None:
-    with connect("postgres") as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} " + attributes).format(sql.Identifier(name)))
-
-
-def drop_role(name: str) -> None:
-    with connect("postgres") as admin:
-        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-
-
-@pytest.fixture(scope="session")
-def web_login(deploy_template: str) -> Iterator[str]:
-    """The authenticator: LOGIN NOINHERIT, no privileges, granted only the runtime role."""
-    create_role(WEB, "LOGIN NOINHERIT")
-    try:
-        with connect("postgres") as admin:
-            admin.execute(
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(ROLE), sql.Identifier(WEB))
-            )
-        yield WEB
-    finally:
-        drop_role(WEB)
 
 
 @pytest.fixture
