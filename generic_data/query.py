@@ -33,6 +33,7 @@ Everything here is pure: a Query in, SQL text and parameters out (services.py ru
 
 import base64
 import binascii
+import dataclasses
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -420,7 +421,8 @@ class Query:
     How the rows are found, by what the query is:
     - a search: candidates from app.search_rows() (idx_generic_data_search);
     - a filter of equalities only, sorted by id: the page itself from
-      app.rows_containing() (idx_generic_data_jsonb or an ordered scan, as it plans);
+      app.rows_containing() (idx_generic_data_jsonb for a rare value, an ordered scan
+      for a common one: generic_data/migrations/0007);
     - a filter with equalities and more: `candidate_ids`, when the service found that
       the equalities match few rows (probe(), at most MAX_CANDIDATES), else the table;
     - anything else: the table, under the tenant policy.
@@ -437,15 +439,24 @@ class Query:
     candidate_ids: tuple[int, ...] | None = None
 
     def probe(self) -> tuple[str, list[Any]] | None:
-        """The ids matching the filter's equalities, at most MAX_CANDIDATES + 1 of them:
-        if they are that few, reading them by id beats scanning the table."""
+        """The ids matching the filter's equalities if there are at most MAX_CANDIDATES
+        of them (reading them by id then beats scanning the table), in no particular
+        order, else one NULL; with_candidates() takes the answer."""
         document, whole = containment(self.filter)
         if self.search is not None or document is None or (whole and self.sort.key is ID):
             return None
+        # p_descending NULL: the function's candidate mode, which can answer "too many"
+        # from a glance at the table instead of finding MAX_CANDIDATES + 1 rows.
         return (
-            "SELECT c.id FROM app.rows_containing(%s, %s, %s::jsonb, NULL, %s) AS c(id)",
-            [self.project_id, self.table_id, dumps(document), MAX_CANDIDATES + 1],
+            "SELECT c.id FROM app.rows_containing(%s, %s, %s::jsonb, NULL, %s, NULL) AS c(id)",
+            [self.project_id, self.table_id, dumps(document), MAX_CANDIDATES],
         )
+
+    def with_candidates(self, ids: list[int | None]) -> "Query":
+        """The query reading the probe's ids, or itself (the table) when there were too many."""
+        if None in ids or len(ids) > MAX_CANDIDATES:
+            return self
+        return dataclasses.replace(self, candidate_ids=tuple(ids))
 
     def _source(self, *, page: bool) -> tuple[str, list[Any]]:
         """The FROM clause and its parameters."""

@@ -1,6 +1,5 @@
 """The filter language (generic_data.query): parsing, and the SQL it renders, to the string."""
 
-import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -216,12 +215,16 @@ def test_equalities_and_more_probe_for_candidates_and_read_them_by_id():
     )  # fmt: skip
     query = q.Query(5, 9, parsed, q.Sort(q.ID), 51)
     assert query.probe() == (
-        "SELECT c.id FROM app.rows_containing(%s, %s, %s::jsonb, NULL, %s) AS c(id)",
-        [5, 9, '{"status":"new"}', q.MAX_CANDIDATES + 1],
+        "SELECT c.id FROM app.rows_containing(%s, %s, %s::jsonb, NULL, %s, NULL) AS c(id)",
+        [5, 9, '{"status":"new"}', q.MAX_CANDIDATES],
     )
-    # Without candidates (too many): the table, under the policy.
+    # Without candidates (too many: the function's NULL, or more than the cap): the
+    # table, under the policy.
     assert "FROM app.generic_data AS g WHERE" in query.select()[0]
-    sql, params = dataclasses.replace(query, candidate_ids=(3, 4)).select()
+    assert query.with_candidates([None]) is query
+    assert query.with_candidates(list(range(1, q.MAX_CANDIDATES + 2))) is query
+    assert query.with_candidates([]).candidate_ids == ()
+    sql, params = query.with_candidates([3, 4]).select()
     assert (
         "FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL "
         "(SELECT * FROM app.generic_data AS g0 WHERE g0.id = c.id OFFSET 0) AS g "
