@@ -18,9 +18,18 @@ class GenericData(Versioned, SoftDeletable, Authored):
     """
 
     id = models.BigAutoField(primary_key=True)
-    tenant = fields.ForeignKey(Tenant, db_on_delete=fields.CASCADE, related_name="+")
-    project = fields.ForeignKey(Project, db_on_delete=fields.CASCADE, related_name="+")
-    table = fields.ForeignKey(TableMetadata, db_on_delete=fields.CASCADE, related_name="rows")
+    # No constraint of their own: the composite (tenant_id, project_id, table_id) ->
+    # core.table_metadata key (fk_generic_data_tenant_project_table, migration 0002)
+    # implies all three, and its ON DELETE CASCADE reaches the rows (0008).
+    tenant = fields.ForeignKey(
+        Tenant, db_on_delete=fields.CASCADE, related_name="+", db_constraint=False
+    )
+    project = fields.ForeignKey(
+        Project, db_on_delete=fields.CASCADE, related_name="+", db_constraint=False
+    )
+    table = fields.ForeignKey(
+        TableMetadata, db_on_delete=fields.CASCADE, related_name="rows", db_constraint=False
+    )
     data = models.JSONField(db_default=jsonb_default("{}"))
     search_text = models.GeneratedField(
         expression=JsonbToText("data"), output_field=models.TextField(), db_persist=True

@@ -673,7 +673,20 @@ def _unique_conflict(
     return Conflict(f"table '{table.name}': " + "; ".join(str(e) for e in errors), errors)
 
 
-@transaction.atomic
+# The tenant and the actor are read once per statement (a materialised CTE), not once per
+# row: app.current_tenant() and app.current_user_id() are the trusted context, and dearer
+# than a column. The rows come out in the order of the array.
+INSERT_ROWS = (
+    "INSERT INTO app.generic_data "
+    "(tenant_id, project_id, table_id, data, created_by, updated_by) "
+    "WITH context AS MATERIALIZED ("
+    "SELECT app.current_tenant() AS tenant_id, app.current_user_id() AS user_id) "
+    "SELECT c.tenant_id, %s, %s, r.value, c.user_id, c.user_id "
+    "FROM context AS c, jsonb_array_elements(%s::jsonb) AS r "
+    "RETURNING {returning}"
+)
+
+
 def create_rows(project_id: int, table: str, rows: Sequence[Any]) -> list[int]:
     """Insert rows (a bulk create), all or none; returns their ids in the given order.
 
@@ -681,6 +694,20 @@ def create_rows(project_id: int, table: str, rows: Sequence[Any]) -> list[int]:
     their default. Unique fields must be unique within the batch and against the
     table (ValidationFailed, Conflict); references must name live rows; the tenant's
     max_records must have room for all of them (LimitExceeded).
+    """
+    return [row_id for (row_id,) in _insert_rows(project_id, table, rows, "id")]
+
+
+@transaction.atomic
+def _insert_rows(
+    project_id: int, table: str, rows: Sequence[Any], returning: str
+) -> list[tuple[Any, ...]]:
+    """create_rows(), returning the columns `returning` (trusted SQL) of each new row.
+
+    One savepoint (the caller's transaction survives a refusal), the table looked up and
+    locked, and one INSERT per INSERT_CHUNK rows: a single row is four round trips. The
+    record limit, the unique values and the audit trail are the database's statement
+    triggers, whose errors are translated here.
     """
     if not isinstance(rows, list | tuple):
         raise ValidationFailed(table, [FieldError("expected a list of rows")])
@@ -694,22 +721,14 @@ def create_rows(project_id: int, table: str, rows: Sequence[Any]) -> list[int]:
     errors += _missing_references(definition, cleaned)
     if errors:
         raise ValidationFailed(table, sorted(errors, key=lambda e: e.row or 0))
-    ids: list[int] = []
+    statement = INSERT_ROWS.format(returning=returning)
+    inserted: list[tuple[Any, ...]] = []
+    # A refusal propagates out of this function's savepoint, which rolls the chunks
+    # already inserted back: no savepoint of its own is needed around the INSERTs.
     try:
-        with transaction.atomic():
-            for start in range(0, len(cleaned), INSERT_CHUNK):
-                chunk = cleaned[start : start + INSERT_CHUNK]
-                ids += [
-                    row_id
-                    for (row_id,) in _fetchall(
-                        "INSERT INTO app.generic_data "
-                        "(tenant_id, project_id, table_id, data, created_by, updated_by) "
-                        "SELECT app.current_tenant(), %s, %s, r.value, app.current_user_id(), "
-                        "app.current_user_id() FROM jsonb_array_elements(%s::jsonb) AS r "
-                        "RETURNING id",
-                        [project_id, definition.id, dumps(chunk)],
-                    )
-                ]
+        for start in range(0, len(cleaned), INSERT_CHUNK):
+            chunk = cleaned[start : start + INSERT_CHUNK]
+            inserted += _fetchall(statement, [project_id, definition.id, dumps(chunk)])
     except IntegrityError as error:
         refusal = _limit_exceeded(error) or _unique_conflict(definition, error, cleaned)
         if refusal is None:
@@ -717,7 +736,7 @@ def create_rows(project_id: int, table: str, rows: Sequence[Any]) -> list[int]:
         raise refusal from None
     except OperationalError as error:
         raise _too_large_to_index(definition, error, cleaned) from None
-    return ids
+    return inserted
 
 
 def _too_large_to_index(
@@ -747,10 +766,10 @@ def _too_large_to_index(
 def create_row(project_id: int, table: str, data: Any) -> Row:
     """Insert one row; returns it as stored (normalised, with its defaults)."""
     try:
-        (row_id,) = create_rows(project_id, table, [data])
+        (values,) = _insert_rows(project_id, table, [data], _ROW_COLUMNS)
     except (ServiceError, ValidationFailed) as error:
         raise _unnumbered(error) from None
-    return get_row(project_id, table, row_id)
+    return _row(values)
 
 
 def _unnumbered(error: Exception) -> Exception:
@@ -763,6 +782,11 @@ def _unnumbered(error: Exception) -> Exception:
 
 
 _ROW_COLUMNS = "id, data, version, created_at, updated_at"
+# The actor once per statement (an InitPlan), as in INSERT_ROWS.
+UPDATE_ROW = (
+    "UPDATE app.generic_data SET data = %s::jsonb, updated_by = (SELECT app.current_user_id()) "
+    f"WHERE id = %s RETURNING {_ROW_COLUMNS}"
+)
 
 
 def _row(values: tuple[Any, ...]) -> Row:
@@ -825,13 +849,9 @@ def update_row(
     too_large = searchable_problem(merged)
     if too_large is not None:
         raise ValidationFailed(table, [too_large])
+    # A refusal propagates out of this function's savepoint: none is needed around it.
     try:
-        with transaction.atomic():
-            found = _fetchall(
-                "UPDATE app.generic_data SET data = %s::jsonb, updated_by = app.current_user_id() "
-                f"WHERE id = %s RETURNING {_ROW_COLUMNS}",
-                [dumps(merged), row_id],
-            )
+        found = _fetchall(UPDATE_ROW, [dumps(merged), row_id])
     except IntegrityError as error:
         conflict = _unique_conflict(definition, error, [merged], numbered=False)
         if conflict is None:
@@ -919,9 +939,7 @@ def query_rows(
     query = q.Query(project_id, definition.id, parsed, order, limit + 1, cursor, search)
     probe = query.probe()
     if probe is not None:
-        ids = [row_id for (row_id,) in _fetchall(*probe)]
-        if len(ids) <= q.MAX_CANDIDATES:
-            query = dataclasses.replace(query, candidate_ids=tuple(ids))
+        query = query.with_candidates([row_id for (row_id,) in _fetchall(*probe)])
     sql, params = query.select()
     found = _fetchall(sql, params)
     rows = [_row(values) for values in found[:limit]]
@@ -931,7 +949,9 @@ def query_rows(
         value = q.sort_value(order, last[0], rows[-1].data, last[5])
         next_cursor = q.encode_cursor(order, value, last[0])
     total = None
-    if count:
+    if count and cursor is None and len(found) <= limit:
+        total = len(rows)  # the first page holds every match: no statement to count them
+    elif count:
         sql, params = query.count()
         total = _fetchall(sql, params)[0][0]
     return Page(rows, next_cursor, total)

@@ -190,6 +190,8 @@ UNIQUE_VALUE_TRIGGERS = {
     ("trg_generic_data_count_insert", "app.generic_data", "app.count_records"),
     ("trg_generic_data_count_update", "app.generic_data", "app.count_records"),
     ("trg_generic_data_count_delete", "app.generic_data", "app.count_records"),
+    # generic_data 0008: its INSERTs are audited once per statement.
+    ("trg_generic_data_audit_insert", "app.generic_data", "ops.log_audit_inserts"),
 }
 
 
@@ -396,9 +398,43 @@ def test_update_is_audited_with_old_and_new_values(table: Table):
     assert update.old_values[table.column] == old_value
     assert update.new_values[table.column] == table.new_value
     assert old_value != table.new_value
+    # Only the columns that changed, and the row's key (ops 0006); updated_at is now() of
+    # the test's transaction before and after.
+    changed = {"id", table.column} | ({"version"} if table in TOUCHED else set())
+    assert set(update.old_values) == set(update.new_values) == changed
+    assert update.old_values["id"] == update.new_values["id"] == obj.pk
     if table in TOUCHED:
         # AFTER UPDATE sees the row the touch trigger wrote.
         assert (update.old_values["version"], update.new_values["version"]) == (1, 2)
+
+
+@pytest.mark.parametrize("table", AUDITED, ids=str)
+def test_an_update_that_changes_no_value_is_not_audited(table: Table):
+    obj = table.factory()
+    column = quote_identifier(table.column)
+
+    # The touch trigger still bumps version and updated_at: bookkeeping, not a change.
+    assert run(f"UPDATE {table.ref} SET {column} = {column} WHERE id = %s", [obj.pk]) == 1
+
+    assert [log.action for log in audit_rows(table, obj.pk)] == ["INSERT"]
+    if table in TOUCHED:
+        assert table.select(obj.pk, "version") == (2,)
+
+
+def test_an_update_of_a_row_keyed_by_other_columns_records_its_key_columns():
+    ExchangeRateFactory(rate_date=datetime.date(2025, 1, 31), rate="1.5")
+
+    run(
+        "UPDATE cfg.exchange_rates SET rate = 2.5 WHERE from_currency = 'USD' "
+        "AND to_currency = 'EUR' AND rate_date = '2025-01-31'"
+    )
+
+    update = AuditLog.objects.get(
+        entity_type="cfg.exchange_rates", entity_id="USD,EUR,2025-01-31", action="UPDATE"
+    )
+    key = {"from_currency": "USD", "to_currency": "EUR", "rate_date": "2025-01-31"}
+    assert update.old_values == {**key, "rate": 1.5}
+    assert update.new_values == {**key, "rate": 2.5}
 
 
 def test_delete_of_an_api_key_is_audited_with_the_old_row():
@@ -926,9 +962,8 @@ SEED_FOREIGN_KEYS = {
     ("core.api_keys", ("user_id",)): ("core.users", ("id",), "c"),
     ("core.files", ("tenant_id",)): ("core.tenants", ("id",), "a"),
     ("core.files", ("uploaded_by",)): ("core.users", ("id",), "a"),
-    ("app.generic_data", ("tenant_id",)): ("core.tenants", ("id",), "c"),
-    ("app.generic_data", ("project_id",)): ("core.projects", ("id",), "c"),
-    ("app.generic_data", ("table_id",)): ("core.table_metadata", ("id",), "c"),
+    # The seed's app.generic_data (tenant_id), (project_id) and (table_id) keys are gone
+    # (generic_data 0008): its composite key below implies them.
 }
 
 # Not in the seed: the 0002_tenant_isolation migrations of core and generic_data keep
@@ -1096,8 +1131,10 @@ def test_known_consequence_hard_deleting_a_project_soft_deletes_committed_tables
         assert GENERIC_DATA.select(row.pk, "is_deleted") == (False,)
 
         # The refusal hangs on that second cascade: with one key to the project, as in
-        # the seed, the project goes and its tables and rows stay, soft deleted and
-        # pointing at it.
+        # the seed, the project goes and its tables stay, soft deleted and pointing at it.
+        # The rows reach the project only through their table since generic_data 0008
+        # (the seed's own key of theirs is gone): the table is not deleted, so they stay
+        # as they were, under a deleted table, whose rows nothing serves.
         run("ALTER TABLE core.table_metadata DROP CONSTRAINT fk_table_metadata_tenant_project")
         assert PROJECTS.delete(row.project_id) == 1
         assert PROJECTS.select(row.project_id, "id") is None
@@ -1105,7 +1142,7 @@ def test_known_consequence_hard_deleting_a_project_soft_deletes_committed_tables
             row.project_id,
             True,
         )
-        assert GENERIC_DATA.select(row.pk, "project_id", "is_deleted") == (row.project_id, True)
+        assert GENERIC_DATA.select(row.pk, "project_id", "is_deleted") == (row.project_id, False)
         transaction.set_rollback(True)
 
 

@@ -389,6 +389,72 @@ class AttachAuditTrigger(AttachTrigger):
         return () if key_columns == ("id",) else key_columns
 
 
+class ChangeAuditTriggerEvents(AttachAuditTrigger):
+    """The audit trigger trg_<stem>_audit on other events, changed in place.
+
+    CREATE OR REPLACE TRIGGER (PostgreSQL 14+): the trigger is never missing, and keeps
+    its function and arguments (the key columns, as AttachAuditTrigger passes them).
+    For a table whose INSERTs another trigger audits, once per statement
+    (ops.log_audit_inserts with AttachStatementTrigger). Reversing puts `previous_events`
+    back.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        events: tuple[str, ...] | list[str],
+        previous_events: tuple[str, ...] | list[str] = AttachAuditTrigger.events,
+        stem: str | None = None,
+    ) -> None:
+        super().__init__(model_name, stem)
+        self.events = tuple(events)
+        self.previous_events = tuple(previous_events)
+        self._replace_sql("s", "t", None, self.events)  # bad events fail when loaded
+        self._replace_sql("s", "t", None, self.previous_events)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        name, args, kwargs = super().deconstruct()
+        kwargs["events"] = list(self.events)
+        if self.previous_events != AttachAuditTrigger.events:
+            kwargs["previous_events"] = list(self.previous_events)
+        return name, args, kwargs
+
+    def _replace_sql(
+        self, schema: str, table: str, model: Any, events: tuple[str, ...]
+    ) -> list[str]:
+        return [
+            sql.create_trigger(
+                self._name(table),
+                schema,
+                table,
+                timing=self.timing,
+                events=events,
+                function=self.function,
+                arguments=self._arguments(model),
+                replace=True,
+            )
+        ]
+
+    def _change(self, app_label: str, schema_editor: Any, state: Any, events: tuple) -> None:
+        target = self._table(app_label, state, schema_editor)
+        if target:
+            model = state.apps.get_model(app_label, self.model_name)
+            self._run(schema_editor, self._replace_sql(*target, model, events))
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._change(app_label, schema_editor, to_state, self.events)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._change(app_label, schema_editor, from_state, self.previous_events)
+
+    def describe(self) -> str:
+        return f"Audit {self.model_name} rows on {', '.join(self.events)} only"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"{self.model_name_lower}_audit_events"
+
+
 def _primary_key_fields(model: Any) -> list[Any]:
     """The fields of a model's primary key (several for a CompositePrimaryKey)."""
     pk = model._meta.pk

@@ -339,19 +339,22 @@ def create_trigger(
     events: tuple[str, ...],
     function: str,
     arguments: tuple[str, ...] = (),
+    replace: bool = False,
 ) -> str:
     """CREATE TRIGGER ... FOR EACH ROW EXECUTE FUNCTION <function>(<arguments>).
 
     Trigger arguments reach the function as TG_ARGV; they are column names here
-    (validated), rendered as string literals.
+    (validated), rendered as string literals. `replace`: CREATE OR REPLACE TRIGGER
+    (PostgreSQL 14+), which changes an existing trigger in place.
     """
     if timing not in TRIGGER_TIMINGS:
         raise ValueError(f"trigger timing {timing!r} is not one of {', '.join(TRIGGER_TIMINGS)}")
     if not events or any(event not in TRIGGER_EVENTS for event in events):
         raise ValueError(f"trigger events {events!r} must be some of {', '.join(TRIGGER_EVENTS)}")
     args = ", ".join(f"'{validate_identifier(a, 'trigger argument')}'" for a in arguments)
+    verb = "CREATE OR REPLACE TRIGGER" if replace else "CREATE TRIGGER"
     return (
-        f"CREATE TRIGGER {quote_identifier(name, 'trigger')} {timing} {' OR '.join(events)} "
+        f"{verb} {quote_identifier(name, 'trigger')} {timing} {' OR '.join(events)} "
         f"ON {table_ref(schema, table)} FOR EACH ROW "
         f"EXECUTE FUNCTION {qualified_name(function, 'function')}({args})"
     )

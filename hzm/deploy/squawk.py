@@ -86,6 +86,12 @@ ACCEPTED: dict[str, dict[str, str]] = {
         "EXISTS; a failed build leaves an INVALID index, dropped by the operator (DROP INDEX "
         "CONCURRENTLY IF EXISTS ops.idx_audit_tenant_id) before migrate runs again"
     },
+    "generic_data.0008_cheaper_writes": {
+        "ban-drop-constraint": "the three single-column keys of app.generic_data (tenant_id, "
+        "project_id, table_id) are implied by fk_generic_data_tenant_project_table, which "
+        "stays: no row they refused is accepted now, and deleting a tenant or project still "
+        "reaches the rows through their table's keys"
+    },
     "cfg.0005_unique_global_translations": {
         rule: "0.1.0: cfg.translations holds only reference data (a few hundred rows) when "
         "its unique key is rebuilt; the lock lasts milliseconds"

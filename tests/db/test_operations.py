@@ -259,6 +259,39 @@ class TestAttachTriggers:
         assert not operation.references_model("user", "core")
 
 
+class TestChangeAuditTriggerEvents:
+    def test_forwards_backwards_forwards_in_place(self, widget_state):
+        apply(ops.AttachAuditTrigger("widget"), widget_state)
+        (oid,) = query("SELECT oid FROM pg_trigger WHERE tgname = 'trg_widgets_audit'")[0]
+        operation = ops.ChangeAuditTriggerEvents("widget", ["UPDATE", "DELETE"])
+        apply(operation, widget_state)
+        assert triggers(TABLE) == {
+            "trg_widgets_audit": "CREATE TRIGGER trg_widgets_audit AFTER DELETE OR UPDATE ON "
+            "hzm_optest.widgets FOR EACH ROW EXECUTE FUNCTION ops.log_audit()"
+        }
+        apply(operation, widget_state, backwards=True)
+        assert triggers(TABLE) == {
+            "trg_widgets_audit": f"CREATE TRIGGER trg_widgets_audit {TRIGGERS[2][2]}"
+        }
+        apply(operation, widget_state)
+        # Replaced, never dropped: the same trigger throughout.
+        assert query("SELECT oid FROM pg_trigger WHERE tgname = 'trg_widgets_audit'") == [(oid,)]
+
+    def test_protocol(self):
+        operation = ops.ChangeAuditTriggerEvents("genericdata", ["UPDATE", "DELETE"])
+        assert operation.describe() == "Audit genericdata rows on UPDATE, DELETE only"
+        assert operation.migration_name_fragment == "genericdata_audit_events"
+        assert operation.deconstruct() == (
+            "ChangeAuditTriggerEvents",
+            [],
+            {"model_name": "genericdata", "events": ["UPDATE", "DELETE"]},
+        )
+
+    def test_bad_events_fail_when_loaded(self):
+        with pytest.raises(ValueError, match="trigger events"):
+            ops.ChangeAuditTriggerEvents("genericdata", ["TRUNCATE"])
+
+
 class TestSqlmigrate:
     """sqlmigrate shows the real DDL: operations only talk through schema_editor.execute()."""
 
@@ -290,6 +323,7 @@ class TestSqlmigrate:
         ops.AttachTouchTrigger("user"),
         ops.AttachSoftDeleteTrigger("user"),
         ops.AttachAuditTrigger("user", stem="people"),
+        ops.ChangeAuditTriggerEvents("user", ["UPDATE"], ["INSERT", "UPDATE"], stem="people"),
     ],
     ids=lambda operation: operation.describe(),
 )

@@ -182,6 +182,20 @@ class TestTriggers:
             'FOR EACH ROW EXECUTE FUNCTION "ops"."log_audit"()'
         )
 
+    def test_create_or_replace_trigger(self):
+        assert sql.create_trigger(
+            "trg_generic_data_audit",
+            "app",
+            "generic_data",
+            timing="AFTER",
+            events=("UPDATE", "DELETE"),
+            function="ops.log_audit",
+            replace=True,
+        ) == (
+            'CREATE OR REPLACE TRIGGER "trg_generic_data_audit" AFTER UPDATE OR DELETE ON '
+            '"app"."generic_data" FOR EACH ROW EXECUTE FUNCTION "ops"."log_audit"()'
+        )
+
     @pytest.mark.parametrize(
         ("timing", "events", "message"),
         [
