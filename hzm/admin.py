@@ -57,6 +57,14 @@ class HzmAdminConfig(AdminConfig):
 
     default_site = "hzm.admin.HzmAdminSite"
 
+    def ready(self) -> None:
+        # Before autodiscover imports cfg.admin and with it django-import-export, which
+        # would load openpyxl at every start-up (hzm.tablib_formats).
+        from hzm.tablib_formats import defer_xlsx
+
+        defer_xlsx()
+        super().ready()
+
 
 class HzmAdminSite(admin.AdminSite):
     """The platform admin, for platform admins only (User.is_staff comes from their role)."""

@@ -204,6 +204,11 @@ HZM_MIGRATION_DATABASE = (
 # Seconds a migration waits for a table lock before it gives up and is retried with
 # backoff (lock_timeout), so that DDL never queues the application behind it for long.
 HZM_MIGRATION_LOCK_TIMEOUT = env.float("HZM_MIGRATION_LOCK_TIMEOUT", default=5.0)
+# The schema snapshot `migrate` builds an empty database from when it is up to date
+# (hzm.deploy.snapshot; `manage.py schema_snapshot --write` makes it).
+HZM_SCHEMA_SNAPSHOT = Path(
+    env.str("HZM_SCHEMA_SNAPSHOT", default=str(BASE_DIR / "hzm" / "schema_snapshot.sql"))
+)
 # Where `manage.py backup` writes <database>-<UTC time>-<migration state>.dump (+ .json).
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "backups")))
 # django-migration-linter, run over every migration by tests/deploy/test_migration_safety.py
