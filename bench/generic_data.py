@@ -74,7 +74,7 @@ SELECT s.tenant_id, s.project_id, s.table_id, jsonb_build_object(
   'qty', n %% 97,
   'day', (date '2020-01-01' + n %% 1500)::text)
 FROM unnest(%s::int[], %s::int[], %s::int[]) AS s(tenant_id, project_id, table_id),
-     generate_series(%s, %s) AS n
+     generate_series(%s::int, %s::int) AS n
 """
 GIN_INDEXES = {
     "idx_generic_data_search": "CREATE INDEX idx_generic_data_search ON app.generic_data "

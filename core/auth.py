@@ -3,7 +3,9 @@
 The web login may read no table, and its requests run as the runtime role, which sees
 no user before a tenant context exists. `UserBackend` (AUTHENTICATION_BACKENDS) finds
 users through app.auth_login(email) and app.auth_user(id) (SECURITY DEFINER,
-hzm/migrations/0004), which return one user's sign-in facts and nothing else. The
+hzm/migrations/0004), which return one user's sign-in facts and nothing else (the
+password hash sealed with a key derived from HZM_CONTEXT_KEY, hzm 0006: SQL run as the
+runtime role gets ciphertext, hzm.secrets.unseal_password_hash() opens it). The
 `User` it builds has only those fields loaded (the rest are deferred: read through row
 level security once the tenant's context is open) and a fingerprint of the password
 hash in place of the hash, from which the session's auth hash is derived.
@@ -13,6 +15,7 @@ not deleted: the check runs on every request (get_user), so a deactivated user o
 suspended tenant is signed out on its next request.
 """
 
+import logging
 from typing import Any
 
 from django.contrib.auth.backends import BaseBackend
@@ -20,6 +23,9 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from core.models import User
+from hzm.secrets import SealError, unseal_password_hash
+
+logger = logging.getLogger(__name__)
 
 # The columns app.auth_user() returns, as the User model's attribute names.
 AUTH_USER_FIELDS = (
@@ -90,7 +96,15 @@ def authenticate_credentials(
     if row is None or not row[1]:
         _equalise_timing(password)
         return None
-    user_id, password_hash = row
+    user_id, sealed = row
+    try:
+        password_hash = unseal_password_hash(sealed)
+    except SealError:
+        # The database seals with keys this process does not have: every sign-in fails
+        # until migrate installs HZM_CONTEXT_KEY's (/healthz says so too).
+        logger.exception("sign-in: app.auth_login() returned a hash no context key opens")
+        _equalise_timing(password)
+        return None
     if not check_password(password, password_hash):
         return None
     return find_user(user_id, using)

@@ -17,3 +17,16 @@ def duration(value: Any, name: str) -> str:
             "unit (us, ms, s, min, h, d), e.g. 30s, 500ms or 0 for none"
         )
     return text
+
+
+_SECONDS_PER_UNIT = {"us": 1e-6, "ms": 1e-3, "": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def duration_seconds(value: Any, name: str) -> int:
+    """A duration as whole seconds (at least 1), for what PostgreSQL does not time itself."""
+    text = duration(value, name)
+    number, unit = re.fullmatch(r"(\d+)([a-z]*)", text).groups()
+    seconds = int(int(number) * _SECONDS_PER_UNIT[unit])
+    if seconds < 1:
+        raise ImproperlyConfigured(f"{name} = {value!r} must be at least one second")
+    return seconds

@@ -46,6 +46,11 @@ def _tenant_path_problem(cursor: Any) -> str | None:
     role, tenant, visible = cursor.fetchone()
     if role != runtime_role():
         return f"tenant path: queries run as {role}, not as the runtime role {runtime_role()}"
+    if tenant is None:
+        return (
+            "tenant path: the database did not accept the context's signed token: its keys "
+            "are not this process's HZM_CONTEXT_KEY (run migrate with this environment)"
+        )
     if tenant != PROBE_TENANT:
         return f"tenant path: the context names tenant {tenant}, not the probe's"
     if visible:

@@ -153,7 +153,7 @@ HZM_ADMIN_URL_PREFIX = "/admin/"
 HZM_STATEMENT_TIMEOUT = env.str("HZM_STATEMENT_TIMEOUT", default="30s")
 HZM_LOCK_TIMEOUT = env.str("HZM_LOCK_TIMEOUT", default="5s")
 HZM_IDLE_IN_TRANSACTION_TIMEOUT = env.str("HZM_IDLE_IN_TRANSACTION_TIMEOUT", default="60s")
-from hzm.durations import duration  # noqa: E402
+from hzm.durations import duration, duration_seconds  # noqa: E402
 
 for _name in ("HZM_STATEMENT_TIMEOUT", "HZM_LOCK_TIMEOUT", "HZM_IDLE_IN_TRANSACTION_TIMEOUT"):
     duration(globals()[_name], _name)
@@ -253,6 +253,18 @@ HZM_ENCRYPTION_KEY = env.str("HZM_ENCRYPTION_KEY", default="")
 from hzm.secrets import parse_encryption_keys  # noqa: E402
 
 parse_encryption_keys(HZM_ENCRYPTION_KEY)
+
+# Key(s) signing tenant contexts (hzm/db/context_tokens.py); first one signs, all verify.
+# migrate copies them into the database (hzm_private.context_keys), which accepts a
+# tenant context only with a token signed by one of them.
+HZM_CONTEXT_KEY = env.str("HZM_CONTEXT_KEY", default="")
+from hzm.secrets import parse_context_keys  # noqa: E402
+
+parse_context_keys(HZM_CONTEXT_KEY)
+# How long a context's token is valid (from its transaction's start): a longer job passes
+# tenant_context(..., lifetime=...).
+HZM_CONTEXT_LIFETIME = env.str("HZM_CONTEXT_LIFETIME", default="1h")
+duration_seconds(HZM_CONTEXT_LIFETIME, "HZM_CONTEXT_LIFETIME")
 
 # JSON fixtures remember the fields each row names, so that loaddata of a row that exists
 # writes only those that differ (hzm.db.columns.WritesOnlyChanges): reloading reference

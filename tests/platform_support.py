@@ -14,7 +14,7 @@ from django.db import connection, models, transaction
 from django.urls import clear_url_caches, reverse
 from django.utils.html import escape
 
-from hzm.db.context import tenant_context
+from hzm.db.context import sign_context, tenant_context
 from tests.support import refused
 
 
@@ -28,12 +28,15 @@ def query(sql: str, params: list[Any] | tuple = ()) -> list[tuple]:
 def as_role(role: str, tenant_id: int | None = None) -> Iterator[None]:
     """Run the block as `role` in `tenant_id`'s context (None: no context), then come back."""
     with transaction.atomic():
-        query("SELECT set_config('role', %s, true), app.set_context(%s, NULL)", [role, tenant_id])
+        query("SELECT set_config('role', %s, true)", [role])
+        if tenant_id is not None:
+            with connection.cursor() as cursor:
+                sign_context(cursor, tenant_id)
         assert query("SELECT current_user::text, app.current_tenant()") == [(role, tenant_id)]
         try:
             yield
         finally:
-            query("SELECT set_config('role', 'none', true), app.set_context(NULL, NULL)")
+            query("SELECT set_config('role', 'none', true), set_config('app.context', '', true)")
 
 
 def visible(model: type[models.Model], *rows: models.Model) -> set[Any]:

@@ -1,9 +1,16 @@
 """Secrets at rest: encrypted columns, API keys as prefix + hash, start-up checks."""
 
+import base64
 import datetime
+import os
+import secrets as stdlib_secrets
+import subprocess
+import sys
 
 import pytest
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
@@ -55,6 +62,86 @@ class TestEncryptionKeySetting:
         # .env could provide a key; the environment's empty value wins (overwrite=False).
         assert result.returncode != 0
         assert "HZM_ENCRYPTION_KEY is not set" in result.stderr
+
+
+class TestContextKeySetting:
+    def test_missing_key_is_a_clear_error(self):
+        with pytest.raises(ImproperlyConfigured, match="HZM_CONTEXT_KEY is not set"):
+            secrets.parse_context_keys(" , ")
+
+    @pytest.mark.parametrize(
+        ("key", "found"),
+        [
+            ("c2hvcnQ", "5 bytes"),
+            ("not base64!" * 4, "not url-safe base64"),
+            ("A" * 40, "30 bytes"),
+        ],
+    )
+    def test_malformed_key_names_its_position_and_the_fault(self, key, found):
+        good = stdlib_secrets.token_urlsafe(32)
+        with pytest.raises(ImproperlyConfigured, match=f"key 2 of 2 .*\\({found}\\)"):
+            secrets.parse_context_keys(f"{good},{key}")
+
+    def test_keys_are_derived_the_first_signs_and_the_same_key_twice_is_refused(self):
+        first, second = stdlib_secrets.token_urlsafe(32), stdlib_secrets.token_urlsafe(48)
+        keys = secrets.parse_context_keys(f"{first}, {second}")
+        assert len(keys) == 2 and all(len(key) == 32 for key in keys)
+        assert keys[0] == secrets.parse_context_keys(first)[0]
+        assert base64.urlsafe_b64decode(first + "=") not in keys  # the setting is not used as is
+        with pytest.raises(ImproperlyConfigured, match="the same key twice"):
+            secrets.parse_context_keys(f"{first},{first}")
+
+    def test_settings_refuse_to_start_without_a_context_key(self):
+        env = {**os.environ, "HZM_CONTEXT_KEY": "", "DEBUG": "true"}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import django, os; "
+                "os.environ['DJANGO_SETTINGS_MODULE'] = 'hzm.settings'; django.setup()",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=secrets.settings.BASE_DIR,
+        )
+        assert result.returncode != 0
+        assert "HZM_CONTEXT_KEY is not set" in result.stderr
+
+
+class TestSealedPasswordHashes:
+    KEY = bytes(32)
+
+    def seal(self, text: str, key: bytes, iv: bytes = bytes(range(16))) -> str:
+        """What app.auth_login() returns, made here with the same primitives."""
+        padder = padding.PKCS7(128).padder()
+        data = padder.update(text.encode()) + padder.finalize()
+        encryptor = Cipher(algorithms.AES(secrets.seal_key(key)), modes.CBC(iv)).encryptor()
+        return "s1." + base64.b64encode(iv + encryptor.update(data) + encryptor.finalize()).decode()
+
+    def test_a_sealed_hash_opens_with_any_configured_key(self):
+        sealed = self.seal("argon2$v=19$abc", self.KEY)
+        assert secrets.unseal_password_hash(sealed, (self.KEY,)) == "argon2$v=19$abc"
+        assert secrets.unseal_password_hash(sealed, (bytes([1]) * 32, self.KEY)) == (
+            "argon2$v=19$abc"
+        )
+
+    @pytest.mark.parametrize(
+        ("sealed", "message"),
+        [
+            ("argon2$v=19$abc", "not a sealed value"),
+            ("s1.***", "not base64"),
+            ("s1." + base64.b64encode(bytes(20)).decode(), "wrong length"),
+        ],
+    )
+    def test_what_is_not_a_sealed_value_is_refused(self, sealed, message):
+        with pytest.raises(secrets.SealError, match=message):
+            secrets.unseal_password_hash(sealed, (self.KEY,))
+
+    def test_a_value_sealed_with_another_key_does_not_open(self):
+        sealed = self.seal("argon2$v=19$abc", bytes([9]) * 32)
+        with pytest.raises(secrets.SealError, match="no key of HZM_CONTEXT_KEY opens it"):
+            secrets.unseal_password_hash(sealed, (self.KEY,))
 
 
 @pytest.mark.django_db

@@ -24,6 +24,7 @@ from factory.django import DjangoModelFactory
 from core.models import ApiKey, Project, TableMetadata, Tenant, UserTwoFactor
 from generic_data.models import GenericData
 from hzm.db.columns import Versioned, purge
+from hzm.db.context import sign_context
 from hzm.db.sql import quote_identifier, table_ref
 from ops.models import AuditLog
 from tests.factories import (
@@ -64,7 +65,9 @@ def db_now() -> datetime.datetime:
 
 
 def set_context(tenant_id: int | None, user_id: int | None) -> None:
-    fetchone("SELECT app.set_context(%s, %s)", [tenant_id, user_id])
+    """A signed context for the test's transaction, as tenant_context() makes it."""
+    with connection.cursor() as cursor:
+        sign_context(cursor, tenant_id, user_id)
 
 
 def ref(name: str) -> str:
@@ -512,7 +515,7 @@ def test_context_is_null_until_set():
 @pytest.mark.parametrize(
     "tenant_id, user_id", [(12, 34), (None, 34), (12, None), (None, None)], ids=str
 )
-def test_set_context_is_read_back_by_the_current_functions(tenant_id, user_id):
+def test_a_signed_context_is_read_back_by_the_current_functions(tenant_id, user_id):
     set_context(98, 99)  # overwritten, including by NULLs
 
     set_context(tenant_id, user_id)
@@ -532,13 +535,13 @@ def raw_connection() -> Iterator[psycopg.Connection]:
 
 def test_context_ends_with_its_transaction(raw_connection: psycopg.Connection):
     with raw_connection.transaction():
-        raw_connection.execute("SELECT app.set_context(12, 34)")
+        sign_context(raw_connection.cursor(), 12, 34)
         assert raw_connection.execute(CURRENT_CONTEXT).fetchone() == (12, 34)
 
     assert raw_connection.execute(CURRENT_CONTEXT).fetchone() == (None, None)
 
     # In autocommit each statement is its own transaction: the context dies with it.
-    raw_connection.execute("SELECT app.set_context(12, 34)")
+    sign_context(raw_connection.cursor(), 12, 34)
     assert raw_connection.execute(CURRENT_CONTEXT).fetchone() == (None, None)
 
 

@@ -20,6 +20,8 @@ from django.db.migrations.loader import MigrationLoader
 
 from hzm.db import operations as ops
 from hzm.db import sql
+from hzm.db.context_keys import installed_fingerprints, key_fingerprints, key_store_exists
+from hzm.secrets import context_keys
 
 PLATFORM_SCHEMAS = ("app", "core", "cfg", "ops", "comms", "billing")
 ALL_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
@@ -53,6 +55,8 @@ class Declared:
     column_grants: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     # Function signature ('app.f(integer)') -> the roles granted EXECUTE on it.
     executes: dict[str, set[str]] = field(default_factory=dict)
+    # Definer functions every role may execute, as a migration declares (GrantPublicExecute).
+    public_executes: set[str] = field(default_factory=set)
 
 
 def declared_objects(using: str = DEFAULT_DB_ALIAS) -> Declared:
@@ -98,6 +102,9 @@ def _declare(declared: Declared, app_label: str, operation: Any, table_of: Any) 
             else ops.runtime_role()
         )
         declared.executes.setdefault(operation.name, set()).add(role)
+        return
+    if isinstance(operation, ops.GrantPublicExecute):
+        declared.public_executes.add(operation.name)
         return
     if isinstance(operation, ops.RevokeExecute):
         declared.executes.get(operation.name, set()).discard(ops.runtime_role())
@@ -205,6 +212,8 @@ def diagnose(using: str = DEFAULT_DB_ALIAS) -> list[Finding]:
         # MIGRATION_DATABASE_URL (hzm.deploy.connection).
         findings += _check_login_role(cursor, settings.DATABASES[using].get("USER") or "")
         findings += _check_hardening(cursor, declared, [role, *sorted(declared.service_roles)])
+        login = settings.DATABASES[using].get("USER") or ""
+        findings += _check_context_keys(cursor, [role, *sorted(declared.service_roles), login])
     return sorted(findings, key=lambda f: (f.severity != "error", f.where, f.problem))
 
 
@@ -319,7 +328,7 @@ def _check_functions(cursor: Any, declared: Declared) -> list[Finding]:
             cursor,
             "SELECT n.nspname, p.proname, p.prosecdef FROM pg_proc p "
             "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ANY(%s)",
-            [list(PLATFORM_SCHEMAS)],
+            [[*PLATFORM_SCHEMAS, sql.CONTEXT_KEY_SCHEMA]],
         )
     }
     findings = []
@@ -524,6 +533,8 @@ def _check_definer_functions(cursor: Any, declared: Declared, roles: list[str]) 
         "WHERE p.prosecdef AND n.nspname = ANY(%s)",
         [roles, list(PLATFORM_SCHEMAS)],
     ):
+        if name in declared.public_executes:
+            continue  # reviewed: it gives any caller only what its own transaction holds
         if public:
             findings.append(
                 Finding("error", signature, "SECURITY DEFINER function executable by PUBLIC")
@@ -652,3 +663,64 @@ def _check_owner_policies(cursor: Any) -> list[Finding]:
             "AND NOT pg_get_userbyid(c.relowner) = ANY (p.roles::text[]) ORDER BY 1",
         )
     ]
+
+
+def _check_context_keys(cursor: Any, roles: list[str]) -> list[Finding]:
+    """The context keys are HZM_CONTEXT_KEY's, and nobody but their owner can read them."""
+    where = sql.CONTEXT_KEY_TABLE
+    if not key_store_exists(cursor):
+        return [Finding("error", where, "missing: run migrate (hzm 0006 creates it)")]
+    findings = [
+        Finding("error", where, f"{role} may read or change the context keys")
+        for (role,) in _rows(
+            cursor,
+            # A superuser or owner login is _check_login_role's finding already.
+            "SELECT r FROM unnest(%s::text[]) AS r JOIN pg_roles g ON g.rolname = r "
+            "WHERE NOT g.rolsuper "
+            "AND g.oid <> (SELECT relowner FROM pg_class WHERE oid = %s::regclass) "
+            "AND (has_schema_privilege(r, %s, 'USAGE') "
+            "     OR has_table_privilege(r, %s, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE') "
+            "     OR has_function_privilege(r, %s, 'EXECUTE'))",
+            [roles, where, sql.CONTEXT_KEY_SCHEMA, where, f"{sql.VERIFYING_KEYS_FUNCTION}()"],
+        )
+    ]
+    findings += [
+        Finding("error", f"{kind} {name}", f"grants {privilege} to {grantee}: the owner's alone")
+        for kind, name, grantee, privilege in _rows(
+            cursor,
+            "SELECT 'schema', n.nspname, coalesce(g.rolname, 'PUBLIC'), a.privilege_type "
+            "FROM pg_namespace n, aclexplode(n.nspacl) a "
+            "LEFT JOIN pg_roles g ON g.oid = a.grantee "
+            "WHERE n.nspname = %s AND a.grantee <> n.nspowner "
+            "UNION ALL "
+            "SELECT 'table', c.oid::regclass::text, coalesce(g.rolname, 'PUBLIC'), "
+            "a.privilege_type FROM pg_class c, aclexplode(c.relacl) a "
+            "LEFT JOIN pg_roles g ON g.oid = a.grantee "
+            "WHERE c.oid = %s::regclass AND a.grantee <> c.relowner ORDER BY 1, 2, 3, 4",
+            [sql.CONTEXT_KEY_SCHEMA, where],
+        )
+    ]
+    readable = _rows(
+        cursor,
+        "SELECT has_schema_privilege(%s, 'USAGE') AND has_table_privilege(%s, 'SELECT')",
+        [sql.CONTEXT_KEY_SCHEMA, where],
+    )[0][0]
+    if not readable:
+        findings.append(
+            Finding(
+                "warning",
+                where,
+                "not readable by this login, so not compared with HZM_CONTEXT_KEY: run "
+                "dbdoctor as the owner (MIGRATION_DATABASE_URL)",
+            )
+        )
+    elif installed_fingerprints(cursor) != key_fingerprints(context_keys()):
+        findings.append(
+            Finding(
+                "error",
+                where,
+                "the keys are not HZM_CONTEXT_KEY's: no tenant context is accepted until "
+                "migrate runs with this environment (it installs them)",
+            )
+        )
+    return findings

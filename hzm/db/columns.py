@@ -235,7 +235,10 @@ def purge(queryset: models.QuerySet, *, actor_id: int | None = None) -> int:
                 "the current role may only soft-delete"
             )
         cursor.execute(
-            "SELECT set_config('app.purge', 'on', true), app.set_context(app.current_tenant(), %s)",
+            # The owner signs the context itself (app.sign_context, the owner's only): the
+            # purging actor, in the tenant context already in force, if any.
+            "SELECT set_config('app.purge', 'on', true), "
+            "set_config('app.context', app.sign_context(app.current_tenant(), %s), true)",
             [actor_id],
         )
         count = queryset._raw_delete(using)

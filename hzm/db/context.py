@@ -2,9 +2,13 @@
 
 Tenant-facing code runs inside `tenant_context()`: one transaction in which the
 connection has switched (SET LOCAL ROLE) to the runtime role, which row level
-security cannot be bypassed by, and app.set_context() has named the tenant and the
-user. The policies `tenant_id = app.current_tenant()` then filter every read and
-check every write, and the audit trigger records the actor and the request.
+security cannot be bypassed by, and a token signed with HZM_CONTEXT_KEY for this very
+transaction names the tenant and the user (hzm.db.context_tokens). The database
+verifies it whenever app.current_tenant() or app.current_user_id() is asked: the
+policies `tenant_id = (SELECT app.current_tenant())` then filter every read and check
+every write, and the audit trigger records the actor and the request. SQL that runs
+inside the transaction (an injection) cannot name another tenant: it has no key, and a
+token of another transaction or backend names nobody.
 
 Everything is transaction-local (set_config(..., true)): the role, the timeouts and
 the context end with the transaction, so nothing leaks to the next request that gets
@@ -26,20 +30,22 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 
-from hzm.db.operations import runtime_role
-from hzm.durations import duration
+from hzm.db import context_tokens
+from hzm.db.context_tokens import Backend
+from hzm.db.operations import runtime_role, service_role
+from hzm.durations import duration, duration_seconds
 from hzm.proxies import client_ip
+from hzm.secrets import context_keys
 
 
 class TenantContextError(RuntimeError):
     """A tenant context was misused: no tenant given, or another tenant's is active."""
 
 
-# The transaction-local settings of a tenant context, as app.set_context() and
-# app.set_request_context() write them.
+# The transaction-local settings of a tenant context: the signed token
+# (hzm.db.context_tokens) and what app.set_request_context() writes.
 CONTEXT_SETTINGS = (
-    "app.tenant_id",
-    "app.user_id",
+    context_tokens.SETTING,
     "app.request_id",
     "app.ip_address",
     "app.user_agent",
@@ -68,12 +74,27 @@ def timeouts(**overrides: Any) -> dict[str, str]:
     return values
 
 
-# --- The runtime role --------------------------------------------------------------------
+# --- The role ------------------------------------------------------------------------------
 
 
 def _known_context(connection: Any) -> tuple[str, ...] | None:
     """The app.* values this transaction is known to hold (None: unknown, read them)."""
     return getattr(connection, "hzm_known_context", None)
+
+
+def _active_role(connection: Any) -> str | None:
+    return getattr(connection, "hzm_role", None)
+
+
+def backend(using: str = DEFAULT_DB_ALIAS) -> Backend:
+    """The server backend and transaction the connection is in (known inside a role block)."""
+    connection = connections[using]
+    known = getattr(connection, "hzm_backend", None)
+    if known is not None and _active_role(connection) is not None:
+        return known
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {context_tokens.BACKEND_COLUMNS}")
+        return Backend(*cursor.fetchone())
 
 
 @contextmanager
@@ -92,6 +113,25 @@ def as_runtime_role(
     block ends). Inside someone else's transaction the previous role and timeouts are
     put back when the block ends.
     """
+    with _as_role(
+        runtime_role(),
+        using,
+        statement_timeout=statement_timeout,
+        lock_timeout=lock_timeout,
+        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+    ):
+        yield
+
+
+@contextmanager
+def _as_role(
+    role: str,
+    using: str,
+    *,
+    statement_timeout: Any = None,
+    lock_timeout: Any = None,
+    idle_in_transaction_session_timeout: Any = None,
+) -> Iterator[None]:
     connection = connections[using]
     wanted = timeouts(
         statement_timeout=statement_timeout,
@@ -100,7 +140,13 @@ def as_runtime_role(
     )
     outer_transaction = connection.in_atomic_block
     with transaction.atomic(using=using):
-        if getattr(connection, "hzm_runtime_role", False):
+        active = _active_role(connection)
+        if active is not None:
+            if active != role:
+                raise TenantContextError(
+                    f"role {active} is active on database {using!r}; refusing to switch to "
+                    f"{role} inside its block"
+                )
             overridden = {
                 name: wanted[name]
                 for name, value in (
@@ -116,22 +162,57 @@ def as_runtime_role(
                 _set(connection, previous, read_back=False)
             return
 
-        previous = _set(connection, {"role": runtime_role(), **wanted}, read_back=outer_transaction)
+        previous, connection.hzm_backend = _switch(
+            connection, {"role": role, **wanted}, read_back=outer_transaction
+        )
         saved_context = _known_context(connection)
-        connection.hzm_runtime_role = True
+        connection.hzm_role = role
         if not outer_transaction:
             # A transaction of our own: no app.* setting has been made in it yet.
             connection.hzm_known_context = EMPTY_CONTEXT
         try:
             yield
         finally:
-            connection.hzm_runtime_role = False
+            connection.hzm_role = None
             connection.hzm_known_context = saved_context
         if outer_transaction and not connection.needs_rollback:
             # On error the savepoint's rollback undoes the SET LOCALs by itself (also when
             # a failed query inside was answered, not raised: needs_rollback); on success
             # they would outlive the block, so put the outer values back.
             _set(connection, previous, read_back=False)
+
+
+def _switch(
+    connection: Any, values: dict[str, str], *, read_back: bool
+) -> tuple[dict[str, str], Backend]:
+    """SET LOCAL the role and settings, learning the backend in the same round trip.
+
+    The backend (its pid and the transaction's start) is what a context token is bound to;
+    behind PgBouncer only the server can tell it, so it comes back with the switch itself.
+    With read_back, the previous values are read first (to put back), in one statement.
+    """
+    names = list(values)
+    with connection.cursor() as cursor:
+        previous: dict[str, str] = {}
+        if read_back:
+            cursor.execute(
+                "SELECT "
+                + ", ".join("current_setting(%s)" for _ in names)
+                + f", {context_tokens.BACKEND_COLUMNS}",
+                names,
+            )
+            *values_before, pid, start = cursor.fetchone()
+            previous = dict(zip(names, values_before, strict=True))
+            _set(connection, values, read_back=False)
+        else:
+            cursor.execute(
+                "SELECT "
+                + ", ".join("set_config(%s, %s, true)" for _ in names)
+                + f", {context_tokens.BACKEND_COLUMNS}",
+                [item for name in names for item in (name, values[name])],
+            )
+            *_, pid, start = cursor.fetchone()
+    return previous, Backend(pid, start)
 
 
 def _set(connection: Any, values: dict[str, str], *, read_back: bool = True) -> dict[str, str]:
@@ -156,6 +237,21 @@ def _active_tenant(connection: Any) -> int | None:
     return getattr(connection, "hzm_tenant_id", None)
 
 
+def context_lifetime(lifetime: Any = None) -> int:
+    """Seconds a context's token is valid: `lifetime`, or settings.HZM_CONTEXT_LIFETIME."""
+    if lifetime is None:
+        return duration_seconds(settings.HZM_CONTEXT_LIFETIME, "HZM_CONTEXT_LIFETIME")
+    return duration_seconds(lifetime, "lifetime")
+
+
+def context_token(
+    tenant_id: int | None, user_id: int | None, at: Backend, lifetime: Any = None
+) -> str:
+    """The signed token of a context for `at`'s transaction (hzm.db.context_tokens)."""
+    claims = context_tokens.claims_for(tenant_id, user_id, at, context_lifetime(lifetime))
+    return context_tokens.sign(claims, context_keys()[0])
+
+
 @contextmanager
 def tenant_context(
     tenant_id: int,
@@ -168,21 +264,92 @@ def tenant_context(
     statement_timeout: Any = None,
     lock_timeout: Any = None,
     idle_in_transaction_session_timeout: Any = None,
+    lifetime: Any = None,
 ) -> Iterator[None]:
     """Run the block as the runtime role, for one tenant, in one transaction.
 
-    Re-entering for the same tenant nests (a savepoint); entering for another tenant
-    while one is active raises TenantContextError. Used inside an outer transaction,
-    the previous role and context are put back when the block ends, so the outer
-    transaction does not carry on as the tenant. The timeouts (statement, lock, idle in
-    transaction) come from settings (HZM_STATEMENT_TIMEOUT, ...) unless given here, e.g.
-    statement_timeout="10min" for a long job.
+    The database believes the context because it comes with a token signed by
+    HZM_CONTEXT_KEY for this very transaction (hzm.db.context_tokens); it lasts
+    settings.HZM_CONTEXT_LIFETIME (or `lifetime`) at most. Re-entering for the same tenant
+    nests (a savepoint); entering for another tenant while one is active raises
+    TenantContextError. Used inside an outer transaction, the previous role and context are
+    put back when the block ends, so the outer transaction does not carry on as the tenant.
+    The timeouts (statement, lock, idle in transaction) come from settings
+    (HZM_STATEMENT_TIMEOUT, ...) unless given here, e.g. statement_timeout="10min" for a
+    long job.
     """
+    with _context(
+        runtime_role(),
+        tenant_id,
+        user_id,
+        request_id=request_id,
+        ip_address=ip_address,
+        user_agent=user_agent,
+        using=using,
+        statement_timeout=statement_timeout,
+        lock_timeout=lock_timeout,
+        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+        lifetime=lifetime,
+    ):
+        yield
+
+
+@contextmanager
+def service_context(
+    service: str,
+    tenant_id: int,
+    user_id: int | None = None,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    statement_timeout: Any = None,
+    lock_timeout: Any = None,
+    idle_in_transaction_session_timeout: Any = None,
+    lifetime: Any = None,
+) -> Iterator[None]:
+    """tenant_context() for a service's worker: the same token, as the service's role.
+
+    `service` is the service's name ("comms", "billing"): the block runs as its role
+    (<HZM_APP_ROLE>_<service>, made by migrate with exactly the service's grants) for one
+    tenant, in one transaction.
+    """
+    with _context(
+        service_role(service),
+        tenant_id,
+        user_id,
+        using=using,
+        statement_timeout=statement_timeout,
+        lock_timeout=lock_timeout,
+        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
+        lifetime=lifetime,
+    ):
+        yield
+
+
+@contextmanager
+def _context(
+    role: str,
+    tenant_id: int,
+    user_id: int | None,
+    *,
+    request_id: str | None = None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+    using: str,
+    statement_timeout: Any,
+    lock_timeout: Any,
+    idle_in_transaction_session_timeout: Any,
+    lifetime: Any,
+) -> Iterator[None]:
     if tenant_id is None:
         # Fail closed: a context without a tenant would show no rows anyway, and a
         # caller that meant one has a bug worth hearing about.
         raise TenantContextError("tenant_context() needs a tenant id, got None")
     connection = connections[using]
+    role_timeouts = {
+        "statement_timeout": statement_timeout,
+        "lock_timeout": lock_timeout,
+        "idle_in_transaction_session_timeout": idle_in_transaction_session_timeout,
+    }
     active = _active_tenant(connection)
     if active is not None:
         if active != tenant_id:
@@ -190,22 +357,13 @@ def tenant_context(
                 f"tenant context for tenant {active} is active on database {using!r}; "
                 f"refusing to enter tenant {tenant_id} inside it"
             )
-        with as_runtime_role(
-            using,
-            statement_timeout=statement_timeout,
-            lock_timeout=lock_timeout,
-            idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
-        ):
+        with _as_role(role, using, **role_timeouts):
             yield
         return
 
     outer_transaction = connection.in_atomic_block
-    with as_runtime_role(
-        using,
-        statement_timeout=statement_timeout,
-        lock_timeout=lock_timeout,
-        idle_in_transaction_session_timeout=idle_in_transaction_session_timeout,
-    ):
+    with _as_role(role, using, **role_timeouts):
+        token = context_token(tenant_id, user_id, connection.hzm_backend, lifetime)
         previous = _known_context(connection)
         with connection.cursor() as cursor:
             if previous is None:
@@ -216,8 +374,8 @@ def tenant_context(
                 )
                 previous = tuple(value or "" for value in cursor.fetchone())
             cursor.execute(
-                "SELECT app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
-                [tenant_id, user_id, request_id, ip_address, user_agent],
+                "SELECT set_config(%s, %s, true), app.set_request_context(%s, %s, %s)",
+                [context_tokens.SETTING, token, request_id, ip_address, user_agent],
             )
         connection.hzm_tenant_id = tenant_id
         connection.hzm_known_context = None
@@ -236,6 +394,22 @@ def tenant_context(
             )
 
 
+def sign_context(
+    cursor: Any, tenant_id: int | None, user_id: int | None = None, *, lifetime: Any = None
+) -> str:
+    """Enter a signed context in a plain DB-API cursor's current transaction; the token.
+
+    For code that holds a connection of its own rather than Django's (a script, a worker
+    on psycopg, the tests' attacker connections): it asks the server for its backend,
+    signs for it and sets app.context, two round trips. The role is the caller's to switch
+    first. tenant_context() does the same for Django's connection in one round trip less.
+    """
+    cursor.execute(f"SELECT {context_tokens.BACKEND_COLUMNS}")
+    token = context_token(tenant_id, user_id, Backend(*cursor.fetchone()), lifetime)
+    cursor.execute("SELECT set_config(%s, %s, true)", [context_tokens.SETTING, token])
+    return token
+
+
 def current_tenant(using: str = DEFAULT_DB_ALIAS) -> int | None:
     """The tenant whose context is active on this connection, if any."""
     return _active_tenant(connections[using])
@@ -250,7 +424,8 @@ def set_audit_actor(
 ) -> None:
     """Record `user_id` (and optionally the tenant and request) as the actor of the transaction.
 
-    For platform staff working outside any tenant context (the admin). With `request`,
+    For platform staff working outside any tenant context (the admin): a signed token
+    for this transaction, like a tenant context's, names the actor. With `request`,
     its id, client IP and user agent go to the audit trail too. Must run inside
     transaction.atomic(): outside one the setting would end with the statement's own
     implicit transaction and audit nothing.
@@ -261,10 +436,12 @@ def set_audit_actor(
             "set_audit_actor() must be called inside transaction.atomic()"
         )
     metadata = request_metadata(request) if request is not None else (None, None, None)
+    # Signed like any context: the audit trigger believes only a verified actor.
+    token = context_token(tenant_id, user_id, backend(using))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT app.set_context(%s, %s), app.set_request_context(%s, %s, %s)",
-            [tenant_id, user_id, *metadata],
+            "SELECT set_config(%s, %s, true), app.set_request_context(%s, %s, %s)",
+            [context_tokens.SETTING, token, *metadata],
         )
     connection.hzm_known_context = None
 

@@ -1503,3 +1503,67 @@ class AlterPolicy(SQLOperation):
 
     def references_model(self, name: str, app_label: str) -> bool:
         return name.lower() == self.model_name.lower().rpartition(".")[2]
+
+
+class CreateContextKeyStore(SQLOperation):
+    """The owner-only table of the tenant-context keys (hzm_private.context_keys).
+
+    No role but the owner may use the schema or read the table: the keys are what makes a
+    context token unforgeable. migrate fills it (hzm.db.context_keys, on post_migrate);
+    reversing drops it with its keys.
+    """
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__qualname__, [], {}
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, sql.create_context_key_store())
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, sql.drop_context_key_store())
+
+    def describe(self) -> str:
+        return f"Create the owner-only context key table {sql.CONTEXT_KEY_TABLE}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return "create_context_key_store"
+
+
+class GrantPublicExecute(SQLOperation):
+    """EXECUTE on a SECURITY DEFINER function for every role, reviewed and declared.
+
+    For a function that gives its caller nothing but what the caller's own transaction
+    already holds (the verified context: app.current_tenant()): every role whose
+    statements meet a tenant policy must be able to call it, including roles the project
+    does not know of. dbdoctor accepts PUBLIC's EXECUTE on a definer function only where
+    a migration declares it so. `previously_public`: the function was executable by PUBLIC
+    before (PostgreSQL's default), so reversing leaves that grant in place.
+    """
+
+    def __init__(self, name: str, arguments: str, previously_public: bool = False) -> None:
+        self.name = name
+        self.arguments = arguments
+        self.previously_public = previously_public
+        sql.grant_public_execute(name, arguments)  # a bad name fails when the migration is loaded
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {"name": self.name, "arguments": self.arguments}
+        if self.previously_public:
+            kwargs["previously_public"] = True
+        return self.__class__.__qualname__, [], kwargs
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        self._run(schema_editor, [sql.grant_public_execute(self.name, self.arguments)])
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if not self.previously_public:
+            self._run(schema_editor, [sql.revoke_public_execute(self.name, self.arguments)])
+
+    def describe(self) -> str:
+        signature = sql.function_signature(self.arguments)
+        return f"Grant execute on {self.name}({signature}) to PUBLIC (reviewed)"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"grant_public_execute_{self.name.replace('.', '_')}"

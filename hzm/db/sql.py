@@ -817,3 +817,38 @@ def grant_catalog_functions() -> str:
         ],
         "not a superuser: the catalog functions are left as they are",
     )
+
+
+# --- The verified tenant context (hzm/db/context_tokens.py) ---------------------------------
+
+CONTEXT_KEY_SCHEMA = "hzm_private"
+CONTEXT_KEY_TABLE = f"{CONTEXT_KEY_SCHEMA}.context_keys"
+
+
+def create_context_key_store(schema: str = CONTEXT_KEY_SCHEMA) -> list[str]:
+    """An owner-only schema and table for the context keys: no grant to anyone, ever."""
+    name = quote_identifier(schema, "schema")
+    return [
+        create_schema(schema),
+        f"REVOKE ALL ON SCHEMA {name} FROM PUBLIC",
+        f"CREATE TABLE {name}.context_keys (\n"
+        "  position smallint PRIMARY KEY CHECK (position >= 1),\n"
+        "  key bytea NOT NULL UNIQUE CHECK (octet_length(key) = 32)\n"
+        ")",
+        f"REVOKE ALL ON TABLE {name}.context_keys FROM PUBLIC",
+    ]
+
+
+VERIFYING_KEYS_FUNCTION = f"{CONTEXT_KEY_SCHEMA}.verifying_keys"
+
+
+def invalidate_verifying_keys() -> str:
+    """Make every session re-plan what folded hzm_private.verifying_keys() in: any ALTER
+    FUNCTION updates its catalog row, which invalidates the plans that depend on it (COST
+    100 is a SQL function's default, what the migration created: nothing else changes)."""
+    return f"ALTER FUNCTION {qualified_name(VERIFYING_KEYS_FUNCTION)}() COST 100"
+
+
+def drop_context_key_store(schema: str = CONTEXT_KEY_SCHEMA) -> list[str]:
+    name = quote_identifier(schema, "schema")
+    return [f"DROP TABLE {name}.context_keys", drop_schema(schema)]

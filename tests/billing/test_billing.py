@@ -5,12 +5,12 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing.models import Plan, Subscription
 from core.models import Tenant
-from hzm.db.context import tenant_context
+from hzm.db.context import sign_context, tenant_context
 from hzm.db.operations import service_role
 from ops.models import AuditLog
 from tests.factories import CurrencyFactory, TenantFactory
@@ -269,11 +269,18 @@ def test_the_trigger_works_in_the_subscriptions_tenant_and_puts_the_callers_cont
     run(f"GRANT USAGE ON SCHEMA core, billing, app, ops TO {owner}")
     run(f"GRANT SELECT, UPDATE ON core.tenants TO {owner}")
     run(f"GRANT SELECT ON billing.plans, billing.subscriptions TO {owner}")
+    # In production one owner holds both functions; here the sync's owner is granted the
+    # signing function (whose owner alone may execute it) and the verified context.
+    run(
+        "GRANT EXECUTE ON FUNCTION app.sign_context(int, int), app.current_tenant(), "
+        f"app.current_user_id() TO {owner}"
+    )
     run(f"ALTER FUNCTION billing.sync_tenant_subscription() OWNER TO {owner}")
     subscription = SubscriptionFactory()
     elsewhere = TenantFactory()
     # Platform staff (the superuser here) in another tenant's context change the plan.
-    query("SELECT app.set_context(%s, 7)", [elsewhere.pk])
+    with connection.cursor() as cursor:
+        sign_context(cursor, elsewhere.pk, 7)
     subscription.plan = PlanFactory(code="moved")
     subscription.save()
     assert query("SELECT app.current_tenant(), app.current_user_id()") == [(elsewhere.pk, 7)]

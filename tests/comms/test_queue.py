@@ -15,12 +15,12 @@ from comms.queue import (
     mark_sent,
     requeue,
 )
-from hzm.db.context import tenant_context
+from hzm.db.context import service_context, tenant_context
 from hzm.db.operations import service_role
 from tests.factories import UserFactory
 from tests.factories_platform import EmailQueueFactory, WebhookDeliveryFactory
 from tests.platform_support import as_role, query
-from tests.support import run
+from tests.support import fetchone, run
 
 MINUTE = datetime.timedelta(minutes=1)
 
@@ -186,7 +186,9 @@ class TestReport:
 class TestWhoseJobs:
     def test_the_comms_service_claims_only_its_context_tenants_jobs(self):
         mine, theirs = EmailQueueFactory(), EmailQueueFactory()
-        with as_role(service_role("comms"), mine.tenant_id):
+        # As the README's worker does it: the service's role, the tenant's signed context.
+        with service_context("comms", mine.tenant_id):
+            assert fetchone("SELECT current_user::text")[0] == service_role("comms")
             claimed = claim_due(EmailQueue, 10, "comms-1")
             assert claimed == [mine]
             assert mark_sent(claimed[0])

@@ -4,11 +4,12 @@ import datetime
 import re
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from core.models import User
 from core.organizations import Organization, OrganizationMember
 from hzm.db.columns import purge
+from hzm.db.context import sign_context
 from ops.models import AuditLog
 from tests.factories import TenantFactory, UserFactory
 from tests.factories_platform import OrganizationFactory, OrganizationMemberFactory
@@ -65,7 +66,8 @@ def test_a_slug_is_unique_among_a_tenants_live_organizations():
 
 def test_delete_keeps_the_row_marked_by_the_context_user_and_audits_it():
     organization = OrganizationFactory()
-    query("SELECT app.set_context(%s, %s)", [organization.tenant_id, 42])
+    with connection.cursor() as cursor:
+        sign_context(cursor, organization.tenant_id, 42)
     assert run("DELETE FROM core.organizations WHERE id = %s", [organization.pk]) == 0
     organization.refresh_from_db()
     assert (organization.is_deleted, organization.deleted_by) == (True, 42)

@@ -6,7 +6,7 @@ from django.db import connection
 from core.models import Project, TableMetadata, User
 from generic_data.models import GenericData
 from hzm.db.columns import PurgeNotAllowed, purge
-from hzm.db.context import tenant_context
+from hzm.db.context import sign_context, tenant_context
 from ops.models import AuditLog
 from tests.factories import (
     GenericDataFactory,
@@ -38,7 +38,7 @@ class TestSoftDelete:
     def test_instance_delete_keeps_the_row_and_the_instance_shows_it(self):
         project = ProjectFactory()
         with connection.cursor() as cursor:
-            cursor.execute("SELECT app.set_context(%s, %s)", [project.tenant_id, 42])
+            sign_context(cursor, project.tenant_id, 42)
         count, per_model = project.delete()
         assert (count, per_model) == (1, {"core.Project": 1})
         assert project.pk is not None

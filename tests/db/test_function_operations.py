@@ -9,7 +9,9 @@ from django.db.migrations.state import ProjectState
 from hzm.db.operations import (
     AttachStatementTrigger,
     ConfigureFunction,
+    CreateContextKeyStore,
     GrantExecute,
+    GrantPublicExecute,
     runtime_role,
 )
 from hzm.db.sql import (
@@ -180,3 +182,70 @@ def test_the_migrations_statement_triggers_are_in_place():
         ("trg_generic_data_unique_insert", False, None, "new_rows"),
         ("trg_generic_data_unique_update", False, "old_rows", "new_rows"),
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("previously_public", [False, True])
+def test_grant_public_execute_forwards_backwards_forwards(previously_public):
+    execute("CREATE FUNCTION app.op_probe(a int) RETURNS int LANGUAGE sql AS 'SELECT a'")
+    execute("REVOKE EXECUTE ON FUNCTION app.op_probe(int) FROM PUBLIC")
+    owner = fetchone("SELECT current_user")[0]
+    public = sorted([f"=X/{owner}", f"{owner}=X/{owner}"])
+    operation = GrantPublicExecute("app.op_probe", "a int", previously_public=previously_public)
+    apply(operation, "forwards")
+    assert acl_of("app.op_probe(int)") == public
+    apply(operation, "backwards")
+    # Previously public (PostgreSQL's default, kept by CREATE OR REPLACE): it stays so.
+    assert acl_of("app.op_probe(int)") == (public if previously_public else [f"{owner}=X/{owner}"])
+    apply(operation, "forwards")
+    assert acl_of("app.op_probe(int)") == public
+
+
+def test_grant_public_execute_protocol():
+    operation = GrantPublicExecute("app.current_tenant", "", previously_public=True)
+    assert operation.deconstruct() == (
+        "GrantPublicExecute",
+        [],
+        {"name": "app.current_tenant", "arguments": "", "previously_public": True},
+    )
+    assert operation.describe() == "Grant execute on app.current_tenant() to PUBLIC (reviewed)"
+    assert operation.migration_name_fragment == "grant_public_execute_app_current_tenant"
+    assert GrantPublicExecute("app.f", "a int").deconstruct()[2] == {
+        "name": "app.f",
+        "arguments": "a int",
+    }
+
+
+def key_store() -> tuple:
+    return fetchone(
+        "SELECT to_regnamespace('hzm_private') IS NOT NULL, "
+        "to_regclass('hzm_private.context_keys') IS NOT NULL"
+    )
+
+
+@pytest.mark.django_db
+def test_create_context_key_store_forwards_backwards_forwards():
+    operation = CreateContextKeyStore()
+    assert key_store() == (True, True)  # migrated
+    # The migration reverses the function in the schema first, as here.
+    execute("DROP FUNCTION hzm_private.verifying_keys()")
+    apply(operation, "backwards")
+    assert key_store() == (False, False)
+    apply(operation, "forwards")
+    assert key_store() == (True, True)
+    assert fetchone(
+        "SELECT n.nspacl IS NULL OR NOT EXISTS (SELECT FROM aclexplode(n.nspacl) a "
+        "WHERE a.grantee <> n.nspowner), c.relacl IS NULL OR NOT EXISTS (SELECT FROM "
+        "aclexplode(c.relacl) a WHERE a.grantee <> c.relowner) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = 'hzm_private.context_keys'::regclass"
+    ) == (True, True)
+
+
+def test_create_context_key_store_protocol():
+    operation = CreateContextKeyStore()
+    assert operation.deconstruct() == ("CreateContextKeyStore", [], {})
+    assert (
+        operation.describe() == "Create the owner-only context key table hzm_private.context_keys"
+    )
+    assert operation.migration_name_fragment == "create_context_key_store"

@@ -11,6 +11,7 @@ from django.db.migrations.state import ProjectState
 from django.db.migrations.writer import MigrationWriter
 
 from hzm.db import operations as ops
+from hzm.db.context import sign_context
 
 APP = "optest"
 SCHEMA = "hzm_optest"
@@ -240,7 +241,8 @@ class TestAttachTriggers:
     def test_soft_delete_trigger_keeps_the_row(self, widget_state):
         apply(ops.AttachSoftDeleteTrigger("widget"), widget_state)
         query(f"INSERT INTO {TABLE} (tenant_id, name) VALUES (1, 'a')")
-        query("SELECT app.set_context(1, 7)")
+        with connection.cursor() as cursor:
+            sign_context(cursor, 1, 7)
         query(f"DELETE FROM {TABLE}")
         assert query(f"SELECT is_deleted, deleted_at IS NOT NULL, deleted_by FROM {TABLE}") == [
             (True, True, 7)

@@ -3,13 +3,14 @@ forwards again against the catalog, and the roles the migrations made, tried as 
 """
 
 import pytest
-from django.db import migrations, models, transaction
+from django.db import connection, migrations, models, transaction
 from django.db.migrations.state import ProjectState
 from django.db.migrations.writer import MigrationWriter
 from django.db.utils import ProgrammingError
 
 from hzm.db import operations as ops
 from hzm.db import sql
+from hzm.db.context import sign_context
 from tests.db.test_operations import apply, query
 from tests.factories import UserFactory
 from tests.factories_platform import NotificationFactory, SubscriptionFactory
@@ -329,7 +330,10 @@ def test_operation_serializes_into_a_migration_and_back(operation):
 
 def as_role(role: str, tenant_id: int | None) -> None:
     """Switch this transaction to `role`, in the context of `tenant_id` (None: no context)."""
-    query("SELECT set_config('role', %s, true), app.set_context(%s, NULL)", [role, tenant_id])
+    query("SELECT set_config('role', %s, true)", [role])
+    if tenant_id is not None:
+        with connection.cursor() as cursor:
+            sign_context(cursor, tenant_id)
 
 
 def refused(statement: str, params=()) -> str:
@@ -380,7 +384,8 @@ class TestMigratedServiceRoles:
         mine, theirs = NotificationFactory(), NotificationFactory()
         as_role(ops.service_role("comms"), None)
         assert query("SELECT count(*) FROM comms.notifications") == [(0,)]
-        query("SELECT app.set_context(%s, NULL)", [mine.tenant_id])
+        with connection.cursor() as cursor:
+            sign_context(cursor, mine.tenant_id)
         assert query("SELECT id FROM comms.notifications") == [(mine.pk,)]
         assert query("SELECT id FROM core.users WHERE id = %s", [theirs.user_id]) == []
         assert query("SELECT email FROM core.users WHERE id = %s", [mine.user_id]) == [

@@ -231,3 +231,27 @@ class TestForeignKeys:
     def test_unknown_rule_is_refused(self):
         with pytest.raises(ValueError, match="ON DELETE rule 'DROP'"):
             sql.on_delete_clause("DROP")
+
+
+class TestContextKeyStore:
+    def test_create_is_an_owner_only_schema_and_table(self):
+        assert sql.create_context_key_store() == [
+            'CREATE SCHEMA "hzm_private"',
+            'REVOKE ALL ON SCHEMA "hzm_private" FROM PUBLIC',
+            'CREATE TABLE "hzm_private".context_keys (\n'
+            "  position smallint PRIMARY KEY CHECK (position >= 1),\n"
+            "  key bytea NOT NULL UNIQUE CHECK (octet_length(key) = 32)\n"
+            ")",
+            'REVOKE ALL ON TABLE "hzm_private".context_keys FROM PUBLIC',
+        ]
+
+    def test_invalidating_the_folded_keys_touches_the_function_and_nothing_else(self):
+        assert sql.invalidate_verifying_keys() == (
+            'ALTER FUNCTION "hzm_private"."verifying_keys"() COST 100'
+        )
+
+    def test_drop_takes_the_table_then_the_schema(self):
+        assert sql.drop_context_key_store() == [
+            'DROP TABLE "hzm_private".context_keys',
+            'DROP SCHEMA "hzm_private"',
+        ]

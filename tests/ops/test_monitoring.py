@@ -10,7 +10,7 @@ from django.db import connection, models
 
 from hzm import progress
 from hzm.db import partitions
-from hzm.db.context import tenant_context
+from hzm.db.context import sign_context, tenant_context
 from hzm.db.operations import runtime_role
 from ops.models import AuditLog
 from ops.monitoring import SystemLog, write_system_log
@@ -344,7 +344,8 @@ def test_pruning_is_refused_to_a_role_that_does_not_own_the_tables():
 
 @db
 def test_pruning_is_refused_when_the_transaction_has_a_tenant_set():
-    query("SELECT app.set_context(%s, NULL)", [TenantFactory().pk])
+    with connection.cursor() as cursor:
+        sign_context(cursor, TenantFactory().pk)
     with pytest.raises(RetentionRefused, match="the transaction is in the context of tenant"):
         prune_audit_logs(30)
 

@@ -143,6 +143,7 @@ class Deployment:
             MIGRATION_DATABASE_URL=self.url("hzm_owner"),
             HZM_APP_ROLE=runtime_role(),
             HZM_ENCRYPTION_KEY=settings.HZM_ENCRYPTION_KEY,
+            HZM_CONTEXT_KEY=settings.HZM_CONTEXT_KEY,
         )
         env.update(overrides)
         return env

@@ -76,6 +76,7 @@ def production_environment(database_url: str, **overrides: str) -> dict[str, str
         "ALLOWED_HOSTS": LOOPBACK,
         # The same key as the test process, so that secrets the tests store decrypt there.
         "HZM_ENCRYPTION_KEY": settings.HZM_ENCRYPTION_KEY,
+        "HZM_CONTEXT_KEY": settings.HZM_CONTEXT_KEY,
         "HZM_APP_ROLE": settings.HZM_APP_ROLE,
         # Plain HTTP on loopback, no TLS proxy in front: no redirect to https, and cookies
         # that a client sends back over http.

@@ -468,6 +468,10 @@ REVIEWED_SECURITY_DEFINER_FUNCTIONS = [
     # whether it is let through (core/migrations/0006, tests/security/test_api_key_usage.py).
     "app.count_api_key_error(integer)",
     "app.count_api_key_request(integer,boolean)",
+    # The verified context (hzm 0006): the tenant and user of this transaction's signed
+    # token, read with the keys only the owner may read; nothing else.
+    "app.current_tenant()",
+    "app.current_user_id()",
     # Row ids of the context's tenant only (test below); the caller re-reads them under RLS.
     "app.rows_containing(integer,integer,jsonb,bigint,integer,boolean)",
     "app.search_rows(integer,text)",
@@ -554,12 +558,15 @@ def test_runtime_role_reads_no_table_outside_the_platform_schemas(world_a):
     assert "public.django_session" in [table for table, _ in tables]
     tables = [(table, bare) for table, bare in tables if bare != "django_migrations"]
 
+    assert "hzm_private.context_keys" in [table for table, _ in tables]
     with as_tenant(world_a.id, world_a.user.pk):
         for table, bare in tables:
             error = sql_refused(f"SELECT count(*) FROM {table}")
+            # The context keys' schema is the owner's alone: not even USAGE.
+            denied = "schema hzm_private" if table.startswith("hzm_private.") else f"table {bare}"
             assert (error.sqlstate, error.diag.message_primary) == (
                 "42501",
-                f"permission denied for table {bare}",
+                f"permission denied for {denied}",
             )
 
 
@@ -658,16 +665,23 @@ def test_known_limit_refused_references_reveal_that_another_tenants_user_exists(
     }
 
 
-def test_known_limit_sql_run_as_the_runtime_role_can_name_another_tenant(world_a, world_b):
-    """The tenant context is a transaction setting that any role may change.
+def test_sql_run_as_the_runtime_role_cannot_name_another_tenant(world_a, world_b):
+    """Once a known limit: the tenant was a setting any role could change (issue 12).
 
-    app.set_context() and set_config('app.tenant_id', ...) are open to the runtime role,
-    so SQL an attacker gets executed inside a request (SQL injection) can switch to
-    another tenant. Row level security here guards against application code that
-    forgets a tenant filter, not against arbitrary SQL run as the runtime role.
+    Now the context is a token signed for this transaction, verified by the database:
+    rewriting the settings, or calling app.set_context(), names no tenant at all
+    (tests/production/test_unforgeable_context.py tries every way as the authenticator).
     """
     theirs = world_b.project.pk
     with as_tenant(world_a.id, world_a.user.pk):
-        assert not Project.objects.filter(pk=theirs).exists()
+        assert Project.objects.filter(pk=world_a.project.pk).exists()
         run("SELECT set_config('app.tenant_id', %s, true)", [str(world_b.id)])
-        assert Project.objects.filter(pk=theirs).exists()
+        run("SELECT set_config('app.user_id', %s, true)", [str(world_b.user.pk)])
+        assert not Project.objects.filter(pk=theirs).exists()
+        assert fetchone("SELECT app.current_tenant(), app.current_user_id()") == (
+            world_a.id,
+            world_a.user.pk,
+        )
+        run("SELECT app.set_context(%s, %s)", [world_b.id, world_b.user.pk])
+        assert not Project.objects.filter(pk__in=[theirs, world_a.project.pk]).exists()
+        assert fetchone("SELECT app.current_tenant(), app.current_user_id()") == (None, None)

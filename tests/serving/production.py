@@ -53,6 +53,8 @@ def secrets_and_database() -> dict[str, str]:
     return {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "HZM_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        # The key migrate installed into the test database: its tenant contexts verify.
+        "HZM_CONTEXT_KEY": settings.HZM_CONTEXT_KEY,
         "DATABASE_URL": support.database_url(connection.settings_dict["NAME"]),
         # The runtime role of the test database (roles belong to the cluster).
         "HZM_APP_ROLE": settings.HZM_APP_ROLE,

@@ -17,6 +17,9 @@ CASES = {
     # variable(s): what the message must say (the fix included)
     "HZM_ENCRYPTION_KEY=not-a-key": ("HZM_ENCRYPTION_KEY", "Fernet.generate_key()"),
     "HZM_ENCRYPTION_KEY=": ("HZM_ENCRYPTION_KEY is not set", "Fernet.generate_key()"),
+    "HZM_CONTEXT_KEY=not-a-key": ("HZM_CONTEXT_KEY: key 1 of 1", "secrets.token_urlsafe(32)"),
+    "HZM_CONTEXT_KEY=": ("HZM_CONTEXT_KEY is not set", "secrets.token_urlsafe(32)"),
+    "HZM_CONTEXT_LIFETIME=soon": ("HZM_CONTEXT_LIFETIME", "e.g. 30s"),
     "DEBUG=false SECRET_KEY=": ("SECRET_KEY is not set", "secrets.token_urlsafe(50)"),
     "HZM_SERVE=everything": ("HZM_SERVE='everything'", "use api"),
     "HZM_STATEMENT_TIMEOUT=soon": ("HZM_STATEMENT_TIMEOUT", "e.g. 30s"),
