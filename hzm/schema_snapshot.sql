@@ -2,8 +2,8 @@
 -- Made by `python manage.py schema_snapshot --write`: do not edit.
 -- postgresql 15
 -- django 5.2.19
--- source hzm/db/sql.py d8c87f45b3e00a99
--- source hzm/db/operations.py 0538b8b8a4dd0c54
+-- source hzm/db/sql.py 966650dc9fa1f434
+-- source hzm/db/operations.py 0b5bc2d71faf50a1
 -- source hzm/db/partitions.py 0b2252ee7ac0ddf8
 -- source hzm/db/fields.py 2464d10941e49295
 -- source hzm/db/expressions.py 27209c475e7a0335
@@ -70,6 +70,7 @@
 -- migration generic_data.0006_api_key_lookup_by_whole_key 7ca56c76087ad303
 -- migration generic_data.0007_containment_gin_first a01652c317af6322
 -- migration generic_data.0008_cheaper_writes 97d7988fe1a64703
+-- migration hzm.0006_verified_tenant_context 8c7f43e356951b85
 -- end of header
 -- migration hzm.0001_foundation
 --
@@ -3393,3 +3394,175 @@ CREATE OR REPLACE TRIGGER "trg_generic_data_audit" AFTER UPDATE OR DELETE ON "ap
 ALTER TABLE "app"."generic_data" DROP CONSTRAINT "generic_data_tenant_id_71aa3a9b_fk_tenants_id";
 ALTER TABLE "app"."generic_data" DROP CONSTRAINT "generic_data_project_id_7731b38d_fk_projects_id";
 ALTER TABLE "app"."generic_data" DROP CONSTRAINT "generic_data_table_id_9739915d_fk_table_metadata_id";
+
+-- migration hzm.0006_verified_tenant_context
+--
+-- Create the owner-only context key table hzm_private.context_keys
+--
+CREATE SCHEMA "hzm_private";
+REVOKE ALL ON SCHEMA "hzm_private" FROM PUBLIC;
+CREATE TABLE "hzm_private".context_keys (
+  position smallint PRIMARY KEY CHECK (position >= 1),
+  key bytea NOT NULL UNIQUE CHECK (octet_length(key) = 32)
+);
+REVOKE ALL ON TABLE "hzm_private".context_keys FROM PUBLIC;
+--
+-- Install function hzm_private.verifying_keys()
+--
+CREATE OR REPLACE FUNCTION "hzm_private"."verifying_keys"()
+RETURNS bytea[] LANGUAGE sql IMMUTABLE SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+  SELECT coalesce(array_agg(k.key ORDER BY k.position), '{}') FROM hzm_private.context_keys AS k
+$$;
+--
+-- Revoke execute on hzm_private.verifying_keys() from PUBLIC
+--
+REVOKE EXECUTE ON FUNCTION "hzm_private"."verifying_keys"() FROM PUBLIC;
+--
+-- Install function app.sign_context(p_tenant_id int, p_user_id int)
+--
+CREATE OR REPLACE FUNCTION "app"."sign_context"(p_tenant_id int, p_user_id int)
+RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+  SELECT t.m || '.' || encode(public.hmac(convert_to(t.m, 'UTF8'), k.key, 'sha256'), 'hex')
+  FROM (
+    SELECT concat_ws('.', 'v1',
+                     coalesce(p_tenant_id::text, ''), coalesce(p_user_id::text, ''),
+                     extract(epoch FROM statement_timestamp())::bigint + 3600,
+                     pg_backend_pid(),
+                     (extract(epoch FROM now()) * 1000000)::bigint) AS m
+  ) AS t
+  JOIN hzm_private.context_keys AS k ON k.position = 1
+$$;
+--
+-- Revoke execute on app.sign_context(p_tenant_id int, p_user_id int) from PUBLIC
+--
+REVOKE EXECUTE ON FUNCTION "app"."sign_context"(p_tenant_id int, p_user_id int) FROM PUBLIC;
+--
+-- Replace function app.current_tenant()
+--
+CREATE OR REPLACE FUNCTION "app"."current_tenant"()
+RETURNS int LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  p text[] := string_to_array(current_setting('app.context', true), '.');
+  k bytea;
+BEGIN
+  IF cardinality(p) = 7 AND p[1] = 'v1' AND p[5] = pg_backend_pid()::text
+     AND p[6] = ((extract(epoch FROM now()) * 1000000)::bigint)::text
+     AND p[4] ~ '^[0-9]{1,12}$' THEN
+    IF p[4]::bigint > extract(epoch FROM statement_timestamp()) THEN
+      FOREACH k IN ARRAY hzm_private.verifying_keys() LOOP
+        IF encode(public.hmac(convert_to(array_to_string(p[1:6], '.'), 'UTF8'), k, 'sha256'),
+                  'hex') = p[7] THEN
+          RETURN nullif(p[2], '')::int;
+        END IF;
+      END LOOP;
+    END IF;
+  END IF;
+  RETURN NULL;
+END$$;
+--
+-- Grant execute on app.current_tenant() to PUBLIC (reviewed)
+--
+GRANT EXECUTE ON FUNCTION "app"."current_tenant"() TO PUBLIC;
+--
+-- Replace function app.current_user_id()
+--
+CREATE OR REPLACE FUNCTION "app"."current_user_id"()
+RETURNS int LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  p text[] := string_to_array(current_setting('app.context', true), '.');
+  k bytea;
+BEGIN
+  IF cardinality(p) = 7 AND p[1] = 'v1' AND p[5] = pg_backend_pid()::text
+     AND p[6] = ((extract(epoch FROM now()) * 1000000)::bigint)::text
+     AND p[4] ~ '^[0-9]{1,12}$' THEN
+    IF p[4]::bigint > extract(epoch FROM statement_timestamp()) THEN
+      FOREACH k IN ARRAY hzm_private.verifying_keys() LOOP
+        IF encode(public.hmac(convert_to(array_to_string(p[1:6], '.'), 'UTF8'), k, 'sha256'),
+                  'hex') = p[7] THEN
+          RETURN nullif(p[3], '')::int;
+        END IF;
+      END LOOP;
+    END IF;
+  END IF;
+  RETURN NULL;
+END$$;
+--
+-- Grant execute on app.current_user_id() to PUBLIC (reviewed)
+--
+GRANT EXECUTE ON FUNCTION "app"."current_user_id"() TO PUBLIC;
+--
+-- Replace function app.set_context(p_tenant_id int, p_user_id int)
+--
+CREATE OR REPLACE FUNCTION "app"."set_context"(p_tenant_id int, p_user_id int)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  -- A tenant context is a signed token now (app.context): naming a tenant proves nothing,
+  -- so this ends the context in force instead of switching it.
+  PERFORM set_config('app.context', '', true);
+END$$;
+--
+-- Replace function app.auth_login(p_email text)
+--
+CREATE OR REPLACE FUNCTION "app"."auth_login"(p_email text)
+RETURNS TABLE(id int, password_hash text) LANGUAGE sql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+  SELECT u.id, 's1.' || translate(encode(s.iv || public.encrypt_iv(
+           convert_to(u.password_hash::text, 'UTF8'),
+           public.hmac('password seal'::bytea, k.key, 'sha256'), s.iv, 'aes-cbc/pad:pkcs'),
+         'base64'), E'\n', '')
+  FROM core.users AS u
+  CROSS JOIN (SELECT public.gen_random_bytes(16) AS iv) AS s
+  JOIN hzm_private.context_keys AS k ON k.position = 1
+  WHERE u.email OPERATOR(public.=) p_email::public.citext
+$$;
+--
+-- Replace function billing.sync_tenant_subscription()
+--
+CREATE OR REPLACE FUNCTION "billing"."sync_tenant_subscription"()
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  v_caller_context text := current_setting('app.context', true);
+  v_plan_changed boolean;
+  v_plan billing.plans%ROWTYPE;
+  v_ends timestamptz;
+BEGIN
+  PERFORM set_config('app.context', app.sign_context(NEW.tenant_id, app.current_user_id()), true);
+  IF NEW.status NOT IN ('trialing', 'active', 'past_due') AND EXISTS (
+       SELECT 1 FROM billing.subscriptions s
+       WHERE s.tenant_id = NEW.tenant_id AND s.id <> NEW.id
+         AND s.status IN ('trialing', 'active', 'past_due')) THEN
+    PERFORM set_config('app.context', coalesce(v_caller_context, ''), true);
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    v_plan_changed := true;
+  ELSE
+    v_plan_changed := NEW.plan_id IS DISTINCT FROM OLD.plan_id;
+  END IF;
+  SELECT * INTO STRICT v_plan FROM billing.plans WHERE id = NEW.plan_id;
+  v_ends := CASE
+    WHEN NEW.status IN ('canceled', 'expired') THEN NEW.ended_at
+    WHEN NEW.cancel_at_period_end THEN NEW.current_period_end
+  END;
+  UPDATE core.tenants t SET
+    subscription_status = NEW.status,
+    trial_ends_at = NEW.trial_ends_at,
+    subscription_ends_at = v_ends,
+    plan = CASE WHEN v_plan_changed THEN v_plan.code ELSE t.plan END,
+    max_projects = CASE WHEN v_plan_changed THEN v_plan.max_projects ELSE t.max_projects END,
+    max_tables_per_project = CASE WHEN v_plan_changed
+      THEN v_plan.max_tables_per_project ELSE t.max_tables_per_project END,
+    max_records = CASE WHEN v_plan_changed THEN v_plan.max_records ELSE t.max_records END,
+    limits = CASE WHEN v_plan_changed THEN v_plan.limits ELSE t.limits END,
+    features = CASE WHEN v_plan_changed THEN v_plan.features ELSE t.features END
+  WHERE t.id = NEW.tenant_id
+    -- Only a real change: every UPDATE bumps the tenant's version and is audited.
+    AND ((t.subscription_status, t.trial_ends_at, t.subscription_ends_at)
+           IS DISTINCT FROM (NEW.status, NEW.trial_ends_at, v_ends)
+         OR (v_plan_changed AND (t.plan, t.max_projects, t.max_tables_per_project,
+                                 t.max_records, t.limits, t.features)
+               IS DISTINCT FROM (v_plan.code, v_plan.max_projects,
+                                 v_plan.max_tables_per_project, v_plan.max_records,
+                                 v_plan.limits, v_plan.features)));
+  PERFORM set_config('app.context', coalesce(v_caller_context, ''), true);
+  RETURN NULL;
+END$$;
