@@ -25,15 +25,17 @@ closed around each (BEGIN, the role switch, the context, the read, COMMIT), agai
 bypass in a transaction of its own (BEGIN, the read, COMMIT), as a request pays it. The
 statements a context adds are counted too.
 
-Every comparison runs in interleaved rounds, the order of the variants rotating each
-round, over rotating tenants; the functions are swapped (CREATE OR REPLACE, as the owner)
-when a round changes variant. Medians with min-max; ratios of the medians (time of the
-verified or forgeable way over the other), so below 1.05 means "within 5%". --quick: fewer
-tenants, rows and rounds (a smoke test of the benchmark).
+The results go to bench/RESULTS.md as its section `## context` (the others kept;
+--no-write: print only). Every comparison runs in interleaved rounds, the order of the
+variants rotating each round, over rotating tenants; the functions are swapped (CREATE OR
+REPLACE, as the owner) when a round changes variant. Medians with min-max; ratios of the
+medians (time of the verified way over the forgeable one), so up to 1.05 means "within
+5%". --quick: fewer tenants, rows and rounds (a smoke test of the benchmark).
 """
 
 import argparse
 import importlib
+import os
 import statistics
 import sys
 import time
@@ -44,20 +46,17 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hzm.settings")
 
-# bench.generic_data sets up Django (settings, django.setup()) when imported.
+import django  # noqa: E402
+
+django.setup()
+
 from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from bench.generic_data import (  # noqa: E402
-    load_rows,
-    machine,
-    make_tenants,
-    rows_for,
-    say,
-    scratch_database,
-    sql,
-)
+from bench.scratch import machine, say, scratch_database, write_section  # noqa: E402
+from bench.tenant_data import load_rows, make_tenants, rows_for, sql  # noqa: E402
 from generic_data import services  # noqa: E402
 from generic_data.models import GenericData  # noqa: E402
 from hzm.db import sql as hzm_sql  # noqa: E402
@@ -292,19 +291,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer tenants, rows and rounds")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 30, quick 6)")
     parser.add_argument("--output", type=Path, help="also write the Markdown section here")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md")
     args = parser.parse_args()
     tenant_count, rows, per_round = (4, 2_000, 20) if args.quick else (10, 20_000, 40)
     rounds = args.rounds or (6 if args.quick else 30)
     started = time.perf_counter()
     command = "python -m bench.context" + (" --quick" if args.quick else "")
     command += f" --rounds {args.rounds}" if args.rounds else ""
-    with scratch_database():
+    with scratch_database("hzm_bench_ctx"):
         report = [
             "## context",
             "",
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
             f"Command: `.venv/bin/{command}`",
-            *machine(),
+            *machine(("shared_buffers", "work_mem", "synchronous_commit", "jit")),
             f"- {tenant_count} tenants x {rows:,} rows of generic data; {rounds} interleaved "
             f"rounds (variant order rotating), {per_round} operations per case, variant and "
             "round",
@@ -345,6 +345,9 @@ def main() -> None:
     print(text)
     if args.output:
         args.output.write_text(text)
+    if not args.no_write:
+        write_section("context", text)
+        say("bench/RESULTS.md: section 'context' written")
 
 
 def goals(level: dict[str, Any], requests: dict[str, Any]) -> list[str]:

@@ -1,8 +1,8 @@
 """What the benchmarks share: a scratch database on the project's server, the machine's
 description, and writing a benchmark's section of bench/RESULTS.md.
 
-The harness of bench/generic_data.py and bench/policies.py, kept in one place for the
-benchmarks written since (bench/writes.py).
+The harness once in bench/generic_data.py (retired) and bench/policies.py, kept in one
+place for the benchmarks written since (bench/writes.py, search.py, context.py).
 """
 
 import os
