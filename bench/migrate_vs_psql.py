@@ -30,7 +30,6 @@ print only). Not part of the test suite.
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -45,7 +44,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## migrate vs psql -f"
-HEADER = "# Benchmark results\n\nNumbers measured by the scripts in bench/ (see bench/README.md).\n"
 GOAL, TARGET = 5.0, 3.0
 SNAPSHOT_LINE = "Loading the schema snapshot of"
 
@@ -64,6 +62,7 @@ def main() -> None:
     from django.db import connection
     from django.db.migrations.recorder import MigrationRecorder
 
+    from bench.scratch import write_section
     from hzm.db import snapshot as snapshot_text
     from hzm.db.operations import runtime_role
     from hzm.deploy import snapshot
@@ -151,17 +150,8 @@ def main() -> None:
     report = format_report(connection, options.repeat, times, took_snapshot, found, loads)
     print(report)
     if not options.no_write:
-        existing = RESULTS.read_text() if RESULTS.exists() else HEADER
-        RESULTS.write_text(replace_section(existing, report))
+        write_section(SECTION.removeprefix("## "), report)
         print(f"wrote its section of {RESULTS.relative_to(REPO)}")
-
-
-def replace_section(document: str, section: str) -> str:
-    """`document` with its `## migrate vs psql -f` section replaced (or appended)."""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(document):
-        return pattern.sub(lambda _: section.rstrip("\n") + "\n\n\n", document, count=1)
-    return document.rstrip("\n") + "\n\n" + section
 
 
 def admin(connection, statement: str) -> None:

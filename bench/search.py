@@ -50,7 +50,9 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 
+from bench import tenant_data  # noqa: E402
 from bench.scratch import machine, say, scratch_database, write_section  # noqa: E402
+from bench.tenant_data import sql  # noqa: E402
 
 TENANTS = 100
 VOCABULARY = 2000
@@ -113,35 +115,9 @@ SHAPES = {
 # --- Loading ----------------------------------------------------------------------------------
 
 
-def sql(statement: str, params: Any = None) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def make_tenants(count: int) -> list[dict[str, int]]:
-    """Tenants with a user, a project and a table 'items' defined through the service."""
-    from core.models import Project, Tenant, User
-    from generic_data import services
-    from hzm.db.context import tenant_context
-    from tests.factories import ensure_tenant_defaults
-
-    ensure_tenant_defaults()
-    made = []
-    for n in range(1, count + 1):
-        tenant = Tenant.objects.create(
-            name=f"Bench {n}", slug=f"bench-{n}", max_records=None, max_tables_per_project=None
-        )
-        user = User.objects.create(tenant=tenant, email=f"bench{n}@example.com", password="!")
-        project = Project.objects.create(
-            tenant=tenant, user=user, name=f"Bench {n}", api_key=f"bench-{n}"
-        )
-        with tenant_context(tenant.pk, user.pk):
-            table = services.define_table(project.pk, "items", FIELDS)
-        made.append(
-            {"tenant": tenant.pk, "user": user.pk, "project": project.pk, "table": table.id}
-        )
-    return made
+    """Tenants with a user, a project and a table 'items' of this benchmark's fields."""
+    return tenant_data.make_tenants(count, fields=FIELDS)
 
 
 def load_rows(tenants: list[dict[str, int]], first: int, last: int) -> None:

@@ -58,8 +58,11 @@ def sql(statement: str, params: list[Any] | None = None) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def make_tenants(count: int, first: int = 1) -> list[dict[str, int]]:
-    """Tenants with a user, a project and a table 'items' defined through the service."""
+def make_tenants(
+    count: int, first: int = 1, fields: list[dict[str, Any]] = FIELDS
+) -> list[dict[str, int]]:
+    """Tenants with a user, a project and a table 'items' (`fields`) defined through the
+    service."""
     from core.models import Project, Tenant, User
     from generic_data import services
     from hzm.db.context import tenant_context
@@ -76,7 +79,7 @@ def make_tenants(count: int, first: int = 1) -> list[dict[str, int]]:
             tenant=tenant, user=user, name=f"Bench {n}", api_key=f"bench-{n}"
         )
         with tenant_context(tenant.pk, user.pk):
-            table = services.define_table(project.pk, "items", FIELDS)
+            table = services.define_table(project.pk, "items", fields)
         made.append(
             {"tenant": tenant.pk, "user": user.pk, "project": project.pk, "table": table.id}
         )

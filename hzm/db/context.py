@@ -86,6 +86,12 @@ def _active_role(connection: Any) -> str | None:
     return getattr(connection, "hzm_role", None)
 
 
+def backend_of(cursor: Any) -> Backend:
+    """The server backend and transaction a DB-API cursor's statements run in, asked."""
+    cursor.execute(f"SELECT {context_tokens.BACKEND_COLUMNS}")
+    return Backend(*cursor.fetchone())
+
+
 def backend(using: str = DEFAULT_DB_ALIAS) -> Backend:
     """The server backend and transaction the connection is in (known inside a role block)."""
     connection = connections[using]
@@ -93,8 +99,7 @@ def backend(using: str = DEFAULT_DB_ALIAS) -> Backend:
     if known is not None and _active_role(connection) is not None:
         return known
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {context_tokens.BACKEND_COLUMNS}")
-        return Backend(*cursor.fetchone())
+        return backend_of(cursor)
 
 
 @contextmanager
@@ -404,8 +409,7 @@ def sign_context(
     signs for it and sets app.context, two round trips. The role is the caller's to switch
     first. tenant_context() does the same for Django's connection in one round trip less.
     """
-    cursor.execute(f"SELECT {context_tokens.BACKEND_COLUMNS}")
-    token = context_token(tenant_id, user_id, Backend(*cursor.fetchone()), lifetime)
+    token = context_token(tenant_id, user_id, backend_of(cursor), lifetime)
     cursor.execute("SELECT set_config(%s, %s, true)", [context_tokens.SETTING, token])
     return token
 

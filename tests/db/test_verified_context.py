@@ -19,6 +19,7 @@ from hzm.db import checks, context_tokens
 from hzm.db.context import (
     TenantContextError,
     as_runtime_role,
+    backend_of,
     context_token,
     service_context,
     set_audit_actor,
@@ -74,7 +75,7 @@ def test_a_rotation_verifies_old_and_new_tokens_until_the_old_key_goes(rotated):
     new = secrets.token_urlsafe(32)
     role = f"SET LOCAL ROLE {runtime_role()}"
     with transaction.atomic():  # one transaction: the owner installs, the runtime role asks
-        at = context_tokens.Backend(*fetchone(f"SELECT {context_tokens.BACKEND_COLUMNS}"))
+        at = backend_of(connection.cursor())
         signed_with_old = context_token(1, 2, at)
         # Verified once before the rotation: this session's plans hold the old keys.
         run(role)
@@ -109,9 +110,7 @@ def test_a_rotation_reaches_sessions_that_verified_with_the_old_keys(rotated):
         def verifies(key_text: str) -> bool:
             with web.transaction():
                 web.execute(f"SET LOCAL ROLE {runtime_role()}")
-                at = context_tokens.Backend(
-                    *web.execute(f"SELECT {context_tokens.BACKEND_COLUMNS}").fetchone()
-                )
+                at = backend_of(web.cursor())
                 claims_ = context_tokens.claims_for(4, 2, at, 60)
                 token = context_tokens.sign(claims_, parse_context_keys(key_text)[0])
                 web.execute("SELECT set_config('app.context', %s, true)", [token])
@@ -178,7 +177,7 @@ def test_only_the_owner_signs_in_the_database():
 def test_a_context_whose_lifetime_is_over_names_nobody():
     with transaction.atomic():
         run("SET LOCAL ROLE " + runtime_role())
-        at = context_tokens.Backend(*fetchone(f"SELECT {context_tokens.BACKEND_COLUMNS}"))
+        at = backend_of(connection.cursor())
         past = context_tokens.Claims(7, None, at.transaction_start_seconds - 1, at)
         run(
             "SELECT set_config('app.context', %s, true)",

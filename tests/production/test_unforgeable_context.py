@@ -28,7 +28,7 @@ from django.db.utils import DatabaseError
 
 from core.rbac import Permission, Role, RolePermission, UserRole
 from hzm.db import context_tokens
-from hzm.db.context import context_token, sign_context, tenant_context
+from hzm.db.context import backend_of, context_token, sign_context, tenant_context
 from hzm.db.context_tokens import Backend
 from hzm.db.operations import runtime_role
 from hzm.secrets import parse_context_keys
@@ -177,11 +177,6 @@ def token_for(
     return context_tokens.sign(claims, key)
 
 
-def this_backend(cursor: Any) -> Backend:
-    cursor.execute(f"SELECT {context_tokens.BACKEND_COLUMNS}")
-    return Backend(*cursor.fetchone())
-
-
 @contextmanager
 def other_transaction(deployment: Deployment, tenant: int, user: int) -> Iterator[str]:
     """B's real context on another connection of the authenticator, open meanwhile; its token."""
@@ -257,7 +252,7 @@ def _(cursor, a, b, deployment):
 def _(cursor, a, b, deployment):
     wrong = secrets.token_bytes(32)
     set_settings(
-        cursor, {"app.context": token_for(b.tenant, b.user, this_backend(cursor), key=wrong)}
+        cursor, {"app.context": token_for(b.tenant, b.user, backend_of(cursor), key=wrong)}
     )
 
 
@@ -265,13 +260,13 @@ def _(cursor, a, b, deployment):
 def _(cursor, a, b, deployment):
     retired = parse_context_keys(secrets.token_urlsafe(32))[0]
     set_settings(
-        cursor, {"app.context": token_for(b.tenant, b.user, this_backend(cursor), key=retired)}
+        cursor, {"app.context": token_for(b.tenant, b.user, backend_of(cursor), key=retired)}
     )
 
 
 @attack("an expired token")
 def _(cursor, a, b, deployment):
-    at = this_backend(cursor)
+    at = backend_of(cursor)
     claims = context_tokens.Claims(b.tenant, b.user, at.transaction_start_seconds - 1, at)
     expired = context_tokens.sign(claims, parse_context_keys(settings.HZM_CONTEXT_KEY)[0])
     set_settings(cursor, {"app.context": expired})
@@ -287,14 +282,14 @@ def _(cursor, a, b, deployment):
 
 @attack("B's token from an earlier transaction of this backend")
 def _(cursor, a, b, deployment):
-    at = this_backend(cursor)
+    at = backend_of(cursor)
     earlier = Backend(at.pid, at.transaction_start - 1_000_000)
     set_settings(cursor, {"app.context": token_for(b.tenant, b.user, earlier)})
 
 
 @attack("B's token for this backend's pid in another transaction, a second later")
 def _(cursor, a, b, deployment):
-    at = this_backend(cursor)
+    at = backend_of(cursor)
     set_settings(
         cursor,
         {"app.context": token_for(b.tenant, b.user, Backend(at.pid, at.transaction_start + 1))},
@@ -303,7 +298,7 @@ def _(cursor, a, b, deployment):
 
 @attack("a token with this transaction but another backend's pid")
 def _(cursor, a, b, deployment):
-    at = this_backend(cursor)
+    at = backend_of(cursor)
     set_settings(
         cursor,
         {"app.context": token_for(b.tenant, b.user, Backend(at.pid + 1, at.transaction_start))},
