@@ -59,10 +59,17 @@ from bench.scratch import machine, say, scratch_database, write_section  # noqa:
 from bench.tenant_data import load_rows, make_tenants, rows_for, sql  # noqa: E402
 from generic_data import services  # noqa: E402
 from generic_data.models import GenericData  # noqa: E402
+from hzm.db import context_tokens  # noqa: E402
 from hzm.db import sql as hzm_sql  # noqa: E402
-from hzm.db.context import as_runtime_role, tenant_context  # noqa: E402
+from hzm.db.context import as_runtime_role, context_token, tenant_context, timeouts  # noqa: E402
+from hzm.db.context_tokens import Backend  # noqa: E402
+from hzm.db.operations import runtime_role  # noqa: E402
+from hzm.db.round_trips import traced  # noqa: E402
 
 VERIFIED, FORGEABLE, BYPASS = "verified", "forgeable", "bypass"
+# Per request only: the verified context sent one statement at a time, as before
+# hzm.db.round_trips (BEGIN, the switch, the token: a round trip each).
+STEPWISE = "verified, one statement at a time"
 MIGRATION = importlib.import_module("hzm.migrations.0006_verified_tenant_context")
 DEFINER = {"security_definer": True, "search_path": "pg_catalog, pg_temp"}
 FUNCTIONS = {
@@ -120,8 +127,35 @@ def forgeable_context(tenant: int, user: int) -> Iterator[None]:
 
 
 @contextmanager
+def stepwise_context(tenant: int, user: int) -> Iterator[None]:
+    """tenant_context() as it was before hzm.db.round_trips, for the per-request comparison."""
+    values = {"role": runtime_role(), **timeouts()}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT "
+            + ", ".join("set_config(%s, %s, true)" for _ in values)
+            + f", {context_tokens.BACKEND_COLUMNS}",
+            [item for pair in values.items() for item in pair],
+        )
+        *_, pid, start = cursor.fetchone()
+        cursor.execute(
+            "SELECT set_config(%s, %s, true), app.set_request_context(%s, %s, %s)",
+            [context_tokens.SETTING, context_token(tenant, user, Backend(pid, start)), None,
+             None, None],
+        )  # fmt: skip
+        connection.hzm_tenant_id = tenant
+        try:
+            yield
+        finally:
+            connection.hzm_tenant_id = None
+
+
+@contextmanager
 def context(variant: str, tenant: dict[str, int]) -> Iterator[None]:
-    if variant == VERIFIED:
+    if variant == STEPWISE:
+        with stepwise_context(tenant["tenant"], tenant["user"]):
+            yield
+    elif variant == VERIFIED:
         with tenant_context(tenant["tenant"], tenant["user"]):
             yield
     elif variant == FORGEABLE:
@@ -169,6 +203,7 @@ STATEMENT_CASES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "one-row update (service)": (update, (VERIFIED, FORGEABLE)),
     "full-text search (service)": (search, (VERIFIED, FORGEABLE)),
 }
+REQUEST_VARIANTS = (VERIFIED, STEPWISE, FORGEABLE, BYPASS)
 REQUEST_CASES: dict[str, Callable[..., Any]] = {
     "point read by id, a context per read": point_read,
     "page of 50 by id, a context per page": page,
@@ -217,11 +252,11 @@ def request_level(
     tenants: list[dict[str, int]], rounds: int, per_round: int, functions: Functions
 ) -> dict[str, dict[str, list[float]]]:
     """A context (or, for the bypass, a transaction) opened and closed around each read."""
-    times = {case: {v: [] for v in (VERIFIED, FORGEABLE, BYPASS)} for case in REQUEST_CASES}
+    times = {case: {v: [] for v in REQUEST_VARIANTS} for case in REQUEST_CASES}
     for round_ in range(rounds):
         tenant = tenants[round_ % len(tenants)]
         ids = row_ids(tenant, per_round)
-        order = [VERIFIED, FORGEABLE, BYPASS]
+        order = list(REQUEST_VARIANTS)
         shift = round_ % len(order)
         for variant in order[shift:] + order[:shift]:
             functions.use(variant)
@@ -236,22 +271,15 @@ def request_level(
     return times
 
 
-def statements_per_context(tenant: dict[str, int], functions: Functions) -> dict[str, int]:
-    """How many statements (round trips) a unit of work of one point read sends."""
+def round_trips_per_context(tenant: dict[str, int], functions: Functions) -> dict[str, int]:
+    """How many round trips a unit of work of one point read makes (BEGIN and COMMIT too)."""
     counted: dict[str, int] = {}
-    for variant in (VERIFIED, FORGEABLE, BYPASS):
+    for variant in REQUEST_VARIANTS:
         functions.use(variant)
-        sent: list[str] = []
-
-        def count(execute, sql_text, params, many, context_, sent=sent):
-            sent.append(sql_text)
-            return execute(sql_text, params, many, context_)
-
-        with connection.execute_wrapper(count):
+        with traced(connection) as trace:
             with context(variant, tenant):
                 point_read(variant, tenant, 1)
-        # Django's BEGIN and COMMIT bypass the wrapper: count them as the server sees them.
-        counted[variant] = len(sent) + 2
+        counted[variant] = trace.round_trips
     return counted
 
 
@@ -281,6 +309,27 @@ HEADER = [
     "throughput vs bypass (verified / forgeable) |",
     "|---|---:|---:|---:|---:|---:|",
 ]
+
+
+REQUEST_HEADER = [
+    "| work | "
+    + " | ".join(f"{v}, ms" for v in REQUEST_VARIANTS)
+    + " | throughput vs bypass: "
+    + " / ".join(v for v in REQUEST_VARIANTS if v != BYPASS)
+    + " |",
+    "|---|" + "---:|" * (len(REQUEST_VARIANTS) + 1),
+]
+
+
+def request_row(label: str, samples: dict[str, list[float]]) -> str:
+    medians = {v: statistics.median(samples[v]) for v in REQUEST_VARIANTS}
+    cells = [
+        f"{ms(medians[v])} ({ms(min(samples[v]))}-{ms(max(samples[v]))})" for v in REQUEST_VARIANTS
+    ]
+    versus_bypass = " / ".join(
+        f"{medians[BYPASS] / medians[v]:.2f}x" for v in REQUEST_VARIANTS if v != BYPASS
+    )
+    return f"| {label} | {' | '.join(cells)} | {versus_bypass} |"
 
 
 def main() -> None:
@@ -315,7 +364,7 @@ def main() -> None:
         load_rows(tenants, 1, rows)
         functions = Functions()
         try:
-            counted = statements_per_context(tenants[0], functions)
+            counted = round_trips_per_context(tenants[0], functions)
             say("statement-level")
             level = statement_level(tenants, rounds, per_round, functions)
             say("per request")
@@ -331,10 +380,11 @@ def main() -> None:
             "Per request: a context opened and closed around each read (the bypass: a "
             "transaction of its own).",
             "",
-            *HEADER,
-            *[row(case, requests[case], (VERIFIED, FORGEABLE, BYPASS)) for case in REQUEST_CASES],
+            *REQUEST_HEADER,
+            *[request_row(case, requests[case]) for case in REQUEST_CASES],
             "",
-            "Statements a one-read unit of work sends (BEGIN and COMMIT included): "
+            "Round trips of a one-read unit of work (BEGIN and COMMIT included; counted in "
+            "libpq's trace, hzm.db.round_trips.traced): "
             + ", ".join(f"{v} {n}" for v, n in counted.items())
             + ".",
             "",

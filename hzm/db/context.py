@@ -17,9 +17,12 @@ the same pooled connection (PgBouncer in transaction mode included).
 The role switch is a statement of its own, before anything that needs the runtime
 role's rights: PostgreSQL checks a statement's privileges (EXECUTE on app.set_context,
 say) as the role the statement starts as, and the web process logs in as an
-authenticator that holds none.
+authenticator that holds none. It goes with BEGIN in one message, and the token with the
+block's first statement (hzm.db.round_trips): a one-read unit of work makes the three
+round trips of a bare BEGIN, SELECT, COMMIT.
 """
 
+import functools
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,8 +32,9 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
+from psycopg import sql
 
-from hzm.db import context_tokens
+from hzm.db import context_tokens, round_trips
 from hzm.db.context_tokens import Backend
 from hzm.db.operations import runtime_role, service_role
 from hzm.durations import duration, duration_seconds
@@ -187,6 +191,24 @@ def _as_role(
             _set(connection, previous, read_back=False)
 
 
+@functools.lru_cache(maxsize=64)
+def switch_query(values: tuple[tuple[str, str], ...]) -> str:
+    """SELECT that SETs LOCAL each (name, value) and reports the backend: values as literals.
+
+    As literals because it travels by the simple protocol, with BEGIN in one message
+    (hzm.db.round_trips.begin_with). A process has a handful of (role, timeouts) in use,
+    so each is rendered once.
+    """
+    settings_made = sql.SQL(", ").join(
+        sql.SQL("set_config({}, {}, true)").format(sql.Literal(name), sql.Literal(value))
+        for name, value in values
+    )
+    statement = sql.SQL("SELECT {}, {}").format(
+        settings_made, sql.SQL(context_tokens.BACKEND_COLUMNS)
+    )
+    return statement.as_string(None)
+
+
 def _switch(
     connection: Any, values: dict[str, str], *, read_back: bool
 ) -> tuple[dict[str, str], Backend]:
@@ -194,29 +216,31 @@ def _switch(
 
     The backend (its pid and the transaction's start) is what a context token is bound to;
     behind PgBouncer only the server can tell it, so it comes back with the switch itself.
-    With read_back, the previous values are read first (to put back), in one statement.
+    In a transaction of the block's own the switch goes with BEGIN, in one round trip;
+    with read_back (someone else's transaction), the previous values are read first (to
+    put back), in one statement.
     """
     names = list(values)
+    previous: dict[str, str] = {}
+    if not read_back:
+        query = switch_query(tuple(values.items()))
+        row = round_trips.begin_with(connection, query)
+        if row is None:  # the transaction has begun, or begins with an isolation level
+            with connection.cursor() as cursor:
+                cursor.execute(query)
+                row = cursor.fetchone()
+        *_, pid, start = row
+        return previous, Backend(int(pid), int(start))
     with connection.cursor() as cursor:
-        previous: dict[str, str] = {}
-        if read_back:
-            cursor.execute(
-                "SELECT "
-                + ", ".join("current_setting(%s)" for _ in names)
-                + f", {context_tokens.BACKEND_COLUMNS}",
-                names,
-            )
-            *values_before, pid, start = cursor.fetchone()
-            previous = dict(zip(names, values_before, strict=True))
-            _set(connection, values, read_back=False)
-        else:
-            cursor.execute(
-                "SELECT "
-                + ", ".join("set_config(%s, %s, true)" for _ in names)
-                + f", {context_tokens.BACKEND_COLUMNS}",
-                [item for name in names for item in (name, values[name])],
-            )
-            *_, pid, start = cursor.fetchone()
+        cursor.execute(
+            "SELECT "
+            + ", ".join("current_setting(%s)" for _ in names)
+            + f", {context_tokens.BACKEND_COLUMNS}",
+            names,
+        )
+        *values_before, pid, start = cursor.fetchone()
+    previous = dict(zip(names, values_before, strict=True))
+    _set(connection, values, read_back=False)
     return previous, Backend(pid, start)
 
 
@@ -370,33 +394,45 @@ def _context(
     with _as_role(role, using, **role_timeouts):
         token = context_token(tenant_id, user_id, connection.hzm_backend, lifetime)
         previous = _known_context(connection)
-        with connection.cursor() as cursor:
-            if previous is None:
-                # What the outer transaction had (e.g. an admin's audit actor), to put back.
+        if previous is None:
+            # What the outer transaction had (e.g. an admin's audit actor), to put back.
+            with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT " + ", ".join("current_setting(%s, true)" for _ in CONTEXT_SETTINGS),
                     list(CONTEXT_SETTINGS),
                 )
                 previous = tuple(value or "" for value in cursor.fetchone())
-            cursor.execute(
-                "SELECT set_config(%s, %s, true), app.set_request_context(%s, %s, %s)",
-                [context_tokens.SETTING, token, request_id, ip_address, user_agent],
-            )
+        # Sent with the block's first statement, in one round trip (hzm.db.round_trips):
+        # nothing runs in the block before it, so nothing runs without it.
+        entered = round_trips.defer(
+            connection,
+            "SELECT set_config(%s, %s, true), app.set_request_context(%s, %s, %s)",
+            [context_tokens.SETTING, token, request_id, ip_address, user_agent],
+        )
         connection.hzm_tenant_id = tenant_id
         connection.hzm_known_context = None
         try:
             yield
+        except BaseException:
+            # The savepoint's (or the transaction's) rollback ends the context; an entry
+            # nothing was sent with need not be sent now.
+            round_trips.discard(connection, entered)
+            raise
         finally:
             connection.hzm_tenant_id = None
             connection.hzm_known_context = previous
+        if round_trips.discard(connection, entered):
+            return  # nothing was sent in the block: there is nothing to put back
         if not outer_transaction or connection.needs_rollback:
             return  # the transaction (or the savepoint, rolled back) ends the context
-        # On error the savepoint's rollback restores the outer context by itself.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in CONTEXT_SETTINGS),
-                [item for pair in zip(CONTEXT_SETTINGS, previous, strict=True) for item in pair],
-            )
+        # On error the savepoint's rollback restores the outer context by itself. On
+        # success the outer values are owed to the outer transaction's next statement
+        # (none, if it just commits); the role is put back at once, by _as_role.
+        round_trips.defer(
+            connection,
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in CONTEXT_SETTINGS),
+            [item for pair in zip(CONTEXT_SETTINGS, previous, strict=True) for item in pair],
+        )
 
 
 def sign_context(

@@ -1,14 +1,17 @@
-"""Django's PostgreSQL backend with the platform's two additions.
+"""Django's PostgreSQL backend with the platform's three additions.
 
 1. Foreign keys declared with hzm.db.fields.ForeignKey get their ON DELETE rule
    in the constraint and are not deferrable, as in the platform schema.
 2. With the embedded default database (no DATABASE_URL), the local cluster is
    started before the first connection of the process.
+3. Every connection sends the statements a tenant context owes (hzm.db.round_trips)
+   with its next statement, in one round trip.
 """
 
 from django.conf import settings
 from django.db.backends.postgresql import base, introspection, schema
 
+from hzm.db import round_trips
 from hzm.db.sql import on_delete_clause, split_db_table
 
 
@@ -87,6 +90,25 @@ class DatabaseWrapper(base.DatabaseWrapper):
     SchemaEditorClass = DatabaseSchemaEditor
     introspection_class = DatabaseIntrospection
     _local_cluster_checked = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # First in the list, so outermost: the owed statements go before whatever the
+        # statement is (savepoints included) and whoever else wraps it.
+        self.execute_wrappers.append(round_trips.send_deferred)
+
+    # What a transaction owed its next statement dies with it.
+    def _commit(self):
+        round_trips.forget_owed(self)
+        return super()._commit()
+
+    def _rollback(self):
+        round_trips.forget_owed(self)
+        return super()._rollback()
+
+    def _close(self):
+        round_trips.forget_owed(self)
+        return super()._close()
 
     def get_new_connection(self, conn_params):
         if getattr(settings, "HZM_LOCALDB", False) and not DatabaseWrapper._local_cluster_checked:
