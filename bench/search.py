@@ -19,11 +19,13 @@ then VACUUM ANALYZE: bulk setup only, never the path measured. Sizes: 100,000 ro
 --full also 1,000,000; --quick: 100,000 rows and 5 rounds (a smoke test).
 
 What is timed: for the service, every statement it runs against app.generic_data for the
-request (the candidate probe, the page, the count: Django's execute wrapper times each,
-client side, execute and fetch), inside an open tenant context (a request opens it once);
-the call end to end (table definition lookup, Python) is shown too. For a bypass, its
-statement(s). Each round takes a tenant (rotating) and runs every variant of a case in an
-order that rotates each round, each timed run after an untimed one; every variant must
+request (the page, any candidate probe inside it, and the count: Django's execute wrapper
+times each, client side, execute and fetch), inside an open tenant context (a request
+opens it once); the call end to end (table definition lookup, Python) is shown too. For a
+bypass, its statement(s). Each round takes a tenant (rotating) and runs every variant of a
+case in an order drawn afresh each round (seeded), each timed run right after WARMUPS untimed ones
+(one was not enough at 1M rows: the tenant's 10,000 heap pages were still partly out of
+shared buffers after a variant that reads pages all over the table); every variant must
 return the same rows as the service. Medians with min-max; ratios of the medians.
 Results are printed, and written to bench/RESULTS.md as its section `## search` (other
 sections untouched) unless --no-write.
@@ -31,6 +33,7 @@ sections untouched) unless --no-write.
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import time
@@ -55,6 +58,7 @@ from bench.scratch import machine, say, scratch_database, write_section  # noqa:
 from bench.tenant_data import sql  # noqa: E402
 
 TENANTS = 100
+WARMUPS = 2  # untimed runs right before each timed one
 VOCABULARY = 2000
 FIELDS = [
     {"name": "title", "type": "text"},
@@ -332,16 +336,21 @@ def measure(case: Case, tenants: list[dict[str, int]], rounds: int, rng: Any) ->
                     page = services.query_rows(tenant["project"], "items", after=cursor, **rest)
                     cursor, after = page.next_cursor, page.rows[-1].id
         params = bypass_params(tenant, options, after)
-        shift = round_ % len(keys)
+        # A fresh order each round: a rotation kept each variant's predecessor, so the one
+        # after the GIN-alone bypass (which reads pages all over the table) always ran on
+        # a cache it had emptied, and the one after the naive bypass on one it had filled.
+        order = random.Random(f"{case.label} {round_}").sample(keys, len(keys))
         results = {}
-        for key in keys[shift:] + keys[:shift]:
+        for key in order:
             if key == "service":
                 with tenant_context(tenant["tenant"], tenant["user"]):
-                    service_call(tenant, options)  # untimed
+                    for _ in range(WARMUPS):
+                        service_call(tenant, options)
                     elapsed, end, found = service_call(tenant, options)
                 ends.append(end)
             else:
-                bypass_call(case, key, params)  # untimed
+                for _ in range(WARMUPS):
+                    bypass_call(case, key, params)
                 elapsed, found = bypass_call(case, key, params)
             times[key].append(elapsed)
             results[key] = found
@@ -363,8 +372,6 @@ def summary(values: list[float]) -> str:
 
 
 def bench_size(tenants: list[dict[str, int]], rows: int, rounds: int, seed: int) -> list[dict]:
-    import random
-
     rng = random.Random(seed)
     measured = []
     for case in cases(rows):

@@ -33,7 +33,6 @@ Everything here is pure: a Query in, SQL text and parameters out (services.py ru
 
 import base64
 import binascii
-import dataclasses
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -95,6 +94,8 @@ MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 # Candidate ids worth reading one by one; past this, scanning the table is cheaper.
 MAX_CANDIDATES = 1000
+# The table's branch of a probed statement runs only if the probe found too many ids.
+TOO_MANY = "EXISTS (SELECT FROM c WHERE c.id IS NULL) AND "
 
 # The row's own id, filterable and sortable like an integer field.
 ID = Field("id", "integer")
@@ -422,9 +423,10 @@ class Query:
     - a search: candidates from app.search_rows() (idx_generic_data_search);
     - a filter of equalities only, sorted by id: the page itself from
       app.rows_containing() (idx_generic_data_jsonb for a rare value, an ordered scan
-      for a common one: generic_data/migrations/0007);
-    - a filter with equalities and more: `candidate_ids`, when the service found that
-      the equalities match few rows (probe(), at most MAX_CANDIDATES), else the table;
+      for a common one: generic_data/migrations/0007 and 0009);
+    - a filter with equalities and more: the ids of probe() (at most MAX_CANDIDATES),
+      which select() and count() run in the same statement, else the table; or
+      `candidate_ids`, when given;
     - anything else: the table, under the tenant policy.
     Candidates are always read back by id as the runtime role, every condition applied.
     """
@@ -441,7 +443,7 @@ class Query:
     def probe(self) -> tuple[str, list[Any]] | None:
         """The ids matching the filter's equalities if there are at most MAX_CANDIDATES
         of them (reading them by id then beats scanning the table), in no particular
-        order, else one NULL; with_candidates() takes the answer."""
+        order, else one NULL; select() and count() run it as their CTE `c`."""
         document, whole = containment(self.filter)
         if self.search is not None or document is None or (whole and self.sort.key is ID):
             return None
@@ -452,14 +454,9 @@ class Query:
             [self.project_id, self.table_id, dumps(document), MAX_CANDIDATES],
         )
 
-    def with_candidates(self, ids: list[int | None]) -> "Query":
-        """The query reading the probe's ids, or itself (the table) when there were too many."""
-        if None in ids or len(ids) > MAX_CANDIDATES:
-            return self
-        return dataclasses.replace(self, candidate_ids=tuple(ids))
-
-    def _source(self, *, page: bool) -> tuple[str, list[Any]]:
-        """The FROM clause and its parameters."""
+    def _source(self, *, page: bool, probed: bool = False) -> tuple[str, list[Any]]:
+        """The FROM clause and its parameters; `probed`: the ids of the statement's
+        probe (the CTE `c`, see select())."""
         document, whole = containment(self.filter)
         if self.search is not None:
             candidates, params = "app.search_rows(%s, %s)", [self.table_id, self.search]
@@ -468,6 +465,8 @@ class Query:
             candidates = "app.rows_containing(%s, %s, %s::jsonb, %s, %s, %s)"
             params = [self.project_id, self.table_id, dumps(document), after, self.limit]
             params.append(self.sort.descending)
+        elif probed:
+            candidates, params = "c", []
         elif self.candidate_ids is not None:
             candidates, params = "unnest(%s::bigint[])", [list(self.candidate_ids)]
         else:
@@ -494,21 +493,48 @@ class Query:
             return RANK_SQL, [self.search]
         return field_sql(self.sort.key)
 
-    def select(self) -> tuple[str, list[Any]]:
-        """The page: id, data, version, created_at, updated_at, sort_key of each row."""
-        source, source_params = self._source(page=True)
-        where, where_params = self._where()
-        key, key_params = self._sort_sql()
-        inner = f"SELECT {COLUMNS}, {key} AS sort_key FROM {source} WHERE {where}"
-        outer_where, outer_params = self._keyset()
+    def _probed(self) -> tuple[str, list[Any]] | None:
+        """The statement's probe as a CTE, when the query has one and no candidates yet."""
+        probe = self.probe() if self.candidate_ids is None else None
+        if probe is None:
+            return None
+        return f"WITH c AS MATERIALIZED ({probe[0]}) ", probe[1]
+
+    def _order(self, alias: str) -> str:
         direction = "DESC" if self.sort.descending else "ASC"
         nulls = ""
         if self.sort.key not in (ID, RANK):
             nulls = " NULLS FIRST" if self.sort.descending else " NULLS LAST"
+        return f"ORDER BY {alias}.sort_key {direction}{nulls}, {alias}.id {direction} LIMIT %s"
+
+    def select(self) -> tuple[str, list[Any]]:
+        """The page: id, data, version, created_at, updated_at, sort_key of each row.
+
+        With a probe (equalities and more): one statement, the probe's ids (a CTE, run
+        once) read by id, or the table when the probe answers "too many" (its NULL, which
+        reads no row by id); only one of the two branches finds rows.
+        """
+        probed = self._probed()
+        if probed is None:
+            return self._page(probed=False)
+        cte, cte_params = probed
+        candidates, candidate_params = self._page(probed=True)
+        table, table_params = self._page(probed=False, gate=TOO_MANY)
+        text = (
+            f"{cte}SELECT u.id, u.data, u.version, u.created_at, u.updated_at, u.sort_key "
+            f"FROM (({candidates}) UNION ALL ({table})) AS u {self._order('u')}"
+        )
+        return text, [*cte_params, *candidate_params, *table_params, self.limit]
+
+    def _page(self, *, probed: bool, gate: str = "") -> tuple[str, list[Any]]:
+        source, source_params = self._source(page=True, probed=probed)
+        where, where_params = self._where()
+        key, key_params = self._sort_sql()
+        inner = f"SELECT {COLUMNS}, {key} AS sort_key FROM {source} WHERE {gate}{where}"
+        outer_where, outer_params = self._keyset()
         text = (
             f"SELECT q.id, q.data, q.version, q.created_at, q.updated_at, q.sort_key "
-            f"FROM ({inner}) AS q{outer_where} "
-            f"ORDER BY q.sort_key {direction}{nulls}, q.id {direction} LIMIT %s"
+            f"FROM ({inner}) AS q{outer_where} {self._order('q')}"
         )
         params = [*key_params, *source_params, *where_params, *outer_params, self.limit]
         return text, params
@@ -546,6 +572,15 @@ class Query:
                 "SELECT count(*) FROM app.rows_containing(%s, %s, %s::jsonb)",
                 [self.project_id, self.table_id, dumps(document)],
             )
-        source, params = self._source(page=False)
         where, where_params = self._where()
-        return f"SELECT count(*) FROM {source} WHERE {where}", [*params, *where_params]
+        probed = self._probed()
+        if probed is None:
+            source, params = self._source(page=False)
+            return f"SELECT count(*) FROM {source} WHERE {where}", [*params, *where_params]
+        cte, cte_params = probed
+        candidates, _ = self._source(page=False, probed=True)
+        text = (
+            f"{cte}SELECT (SELECT count(*) FROM {candidates} WHERE {where}) + "
+            f"(SELECT count(*) FROM app.generic_data AS g WHERE {TOO_MANY}{where})"
+        )
+        return text, [*cte_params, *where_params, *where_params]

@@ -937,9 +937,6 @@ def query_rows(
     order = q.parse_sort(schema, sort, search=search is not None)
     cursor = q.decode_cursor(schema, order, after) if after else None
     query = q.Query(project_id, definition.id, parsed, order, limit + 1, cursor, search)
-    probe = query.probe()
-    if probe is not None:
-        query = query.with_candidates([row_id for (row_id,) in _fetchall(*probe)])
     sql, params = query.select()
     found = _fetchall(sql, params)
     rows = [_row(values) for values in found[:limit]]

@@ -68,6 +68,7 @@ FUNCTION_OPTION_DEFAULTS: dict[str, Any] = {
     "parallel_safe": False,
     "security_definer": False,
     "search_path": None,
+    "settings": None,
 }
 
 
@@ -92,6 +93,7 @@ class InstallFunction(SQLOperation):
         parallel_safe: bool = False,
         security_definer: bool = False,
         search_path: str | None = None,
+        settings: dict[str, str] | None = None,
         replaces: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
@@ -104,6 +106,7 @@ class InstallFunction(SQLOperation):
         self.parallel_safe = parallel_safe
         self.security_definer = security_definer
         self.search_path = search_path
+        self.settings = settings
         self.replaces = replaces
         # Render once now so a bad name or option fails when the migration is loaded.
         self._create_sql()

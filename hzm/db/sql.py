@@ -133,11 +133,15 @@ def create_function(
     parallel_safe: bool = False,
     security_definer: bool = False,
     search_path: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> str:
     """CREATE OR REPLACE FUNCTION with the body frozen in dollar quotes.
 
     `arguments` and `returns` are SQL type text written in a migration, never user
-    input; `body` is the function's source as the migration freezes it.
+    input; `body` is the function's source as the migration freezes it. `settings`: what
+    else the function runs with (SET name = value, after search_path); given here rather
+    than by ALTER FUNCTION, a CREATE OR REPLACE that restores the function restores them
+    too (it replaces every SET clause).
     """
     if volatility not in VOLATILITIES:
         raise ValueError(f"volatility {volatility!r} is not one of {', '.join(VOLATILITIES)}")
@@ -157,6 +161,8 @@ def create_function(
         )
         # An empty search_path ('') pins it to pg_catalog only.
         options.append(f"SET search_path = {schemas or chr(39) * 2}")
+    for setting, value in (settings or {}).items():
+        options.append(f"SET {quote_identifier(setting, 'setting')} = {_setting_value(value)}")
     return (
         f"CREATE OR REPLACE FUNCTION {qualified_name(name, 'function')}({arguments})\n"
         f"RETURNS {returns} {' '.join(options)} AS {_dollar_quote(body)}"
@@ -643,13 +649,18 @@ def revoke_function_execute(function: str, arguments: str, role: str) -> str:
 _SETTING_VALUE = re.compile(r"[a-z0-9_.]+\Z")
 
 
-def set_function_option(function: str, arguments: str, setting: str, value: str) -> str:
-    """ALTER FUNCTION ... SET setting = value (a plain word: on, off, 0, a name)."""
+def _setting_value(value: str) -> str:
+    """A function setting's value, a plain word: on, off, 0, a name."""
     if not isinstance(value, str) or not _SETTING_VALUE.match(value):
         raise ValueError(f"setting value {value!r} must be a plain word (letters, digits, _ .)")
+    return value
+
+
+def set_function_option(function: str, arguments: str, setting: str, value: str) -> str:
+    """ALTER FUNCTION ... SET setting = value (a plain word: on, off, 0, a name)."""
     return (
         f"ALTER FUNCTION {_function_ref(function, arguments)} "
-        f"SET {quote_identifier(setting, 'setting')} = {value}"
+        f"SET {quote_identifier(setting, 'setting')} = {_setting_value(value)}"
     )
 
 

@@ -85,6 +85,17 @@ class TestFunctions:
             'SET search_path = "pg_catalog", "app" AS $$ SELECT 1 $$'
         )
 
+    def test_settings_follow_the_search_path_as_set_clauses(self):
+        rendered = sql.create_function(
+            "app.f", "", "int", "SELECT 1", search_path="pg_catalog",
+            settings={"enable_sort": "off", "jit": "off"},
+        )  # fmt: skip
+        assert rendered.endswith(
+            'SET search_path = "pg_catalog" SET "enable_sort" = off SET "jit" = off AS $$SELECT 1$$'
+        )
+        with pytest.raises(ValueError, match="must be a plain word"):
+            sql.create_function("app.f", "", "int", "", settings={"jit": "off; DROP"})
+
     def test_empty_search_path_pins_to_pg_catalog(self):
         rendered = sql.create_function("app.f", "", "int", "SELECT 1", search_path="")
         assert rendered.endswith("SET search_path = '' AS $$SELECT 1$$")

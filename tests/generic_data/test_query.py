@@ -1,5 +1,6 @@
 """The filter language (generic_data.query): parsing, and the SQL it renders, to the string."""
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -207,30 +208,50 @@ def test_a_search_takes_its_candidates_from_search_rows_and_ranks_them():
     assert query.count() == ("SELECT count(*) FROM app.search_rows(%s, %s)", [9, "blue shirt"])
 
 
-def test_equalities_and_more_probe_for_candidates_and_read_them_by_id():
+def test_equalities_and_more_probe_for_candidates_in_the_same_statement():
     parsed = q.parse_filter(
         SCHEMA,
         {"and": [{"field": "status", "op": "eq", "value": "new"},
                  {"field": "qty", "op": "gt", "value": 1}]},
     )  # fmt: skip
     query = q.Query(5, 9, parsed, q.Sort(q.ID), 51)
-    assert query.probe() == (
-        "SELECT c.id FROM app.rows_containing(%s, %s, %s::jsonb, NULL, %s, NULL) AS c(id)",
-        [5, 9, '{"status":"new"}', q.MAX_CANDIDATES],
+    probe = "SELECT c.id FROM app.rows_containing(%s, %s, %s::jsonb, NULL, %s, NULL) AS c(id)"
+    assert query.probe() == (probe, [5, 9, '{"status":"new"}', q.MAX_CANDIDATES])
+    where = (
+        "g.project_id = %s AND g.table_id = %s AND g.is_deleted = false "
+        "AND ((g.data @> %s::jsonb) AND (((g.data ->> %s)::numeric) > %s::numeric))"
     )
-    # Without candidates (too many: the function's NULL, or more than the cap): the
-    # table, under the policy.
-    assert "FROM app.generic_data AS g WHERE" in query.select()[0]
-    assert query.with_candidates([None]) is query
-    assert query.with_candidates(list(range(1, q.MAX_CANDIDATES + 2))) is query
-    assert query.with_candidates([]).candidate_ids == ()
-    sql, params = query.with_candidates([3, 4]).select()
-    assert (
-        "FROM unnest(%s::bigint[]) AS c(id) CROSS JOIN LATERAL "
-        "(SELECT * FROM app.generic_data AS g0 WHERE g0.id = c.id OFFSET 0) AS g "
-        "WHERE g.project_id = %s"
-    ) in sql
-    assert params == [[3, 4], 5, 9, '{"status":"new"}', "qty", 1, 51]
+    where_params = [5, 9, '{"status":"new"}', "qty", 1]
+    page = (
+        "SELECT q.id, q.data, q.version, q.created_at, q.updated_at, q.sort_key FROM "
+        "(SELECT g.id, g.data, g.version, g.created_at, g.updated_at, g.id AS sort_key FROM "
+        "{source} WHERE {gate}" + where + ") AS q ORDER BY q.sort_key ASC, q.id ASC LIMIT %s"
+    )
+    by_id = (
+        "c AS c(id) CROSS JOIN LATERAL "
+        "(SELECT * FROM app.generic_data AS g0 WHERE g0.id = c.id OFFSET 0) AS g"
+    )
+    # The probe's ids read by id, or (its NULL: too many) the table, under the policy.
+    assert query.select() == (
+        f"WITH c AS MATERIALIZED ({probe}) "
+        "SELECT u.id, u.data, u.version, u.created_at, u.updated_at, u.sort_key FROM (("
+        + page.format(source=by_id, gate="")
+        + ") UNION ALL ("
+        + page.format(source="app.generic_data AS g", gate=q.TOO_MANY)
+        + ")) AS u ORDER BY u.sort_key ASC, u.id ASC LIMIT %s",
+        [5, 9, '{"status":"new"}', q.MAX_CANDIDATES, *where_params, 51, *where_params, 51, 51],
+    )
+    assert query.count() == (
+        f"WITH c AS MATERIALIZED ({probe}) SELECT (SELECT count(*) FROM {by_id} WHERE {where})"
+        f" + (SELECT count(*) FROM app.generic_data AS g WHERE {q.TOO_MANY}{where})",
+        [5, 9, '{"status":"new"}', q.MAX_CANDIDATES, *where_params, *where_params],
+    )
+    # Candidates given: read by id, no probe.
+    sql, params = dataclasses.replace(query, candidate_ids=(3, 4)).select()
+    assert sql == page.format(
+        source=by_id.replace("c AS c(id)", "unnest(%s::bigint[]) AS c(id)"), gate=""
+    )
+    assert params == [[3, 4], *where_params, 51]
     # A search or a page of equalities alone need no probe.
     assert q.Query(5, 9, None, q.Sort(q.RANK, True), 51, None, "x").probe() is None
     only_equal = q.parse_filter(SCHEMA, {"field": "status", "op": "eq", "value": "new"})
