@@ -2,8 +2,8 @@
 -- Made by `python manage.py schema_snapshot --write`: do not edit.
 -- postgresql 15
 -- django 5.2.19
--- source hzm/db/sql.py 966650dc9fa1f434
--- source hzm/db/operations.py 0b5bc2d71faf50a1
+-- source hzm/db/sql.py 1c40b586175728cc
+-- source hzm/db/operations.py d33a15b935080f81
 -- source hzm/db/partitions.py 0b2252ee7ac0ddf8
 -- source hzm/db/fields.py 2464d10941e49295
 -- source hzm/db/expressions.py 27209c475e7a0335
@@ -70,6 +70,7 @@
 -- migration generic_data.0006_api_key_lookup_by_whole_key 7ca56c76087ad303
 -- migration generic_data.0007_containment_gin_first a01652c317af6322
 -- migration generic_data.0008_cheaper_writes 97d7988fe1a64703
+-- migration generic_data.0009_search_plans 0613479678ff9a30
 -- migration hzm.0006_verified_tenant_context 8c7f43e356951b85
 -- end of header
 -- migration hzm.0001_foundation
@@ -3394,6 +3395,126 @@ CREATE OR REPLACE TRIGGER "trg_generic_data_audit" AFTER UPDATE OR DELETE ON "ap
 ALTER TABLE "app"."generic_data" DROP CONSTRAINT "generic_data_tenant_id_71aa3a9b_fk_tenants_id";
 ALTER TABLE "app"."generic_data" DROP CONSTRAINT "generic_data_project_id_7731b38d_fk_projects_id";
 ALTER TABLE "app"."generic_data" DROP CONSTRAINT "generic_data_table_id_9739915d_fk_table_metadata_id";
+
+-- migration generic_data.0009_search_plans
+--
+-- Replace function app.rows_containing(p_project_id int, p_table_id int, p_doc jsonb, p_after bigint, p_limit int, p_descending boolean)
+--
+CREATE OR REPLACE FUNCTION "app"."rows_containing"(p_project_id int, p_table_id int, p_doc jsonb, p_after bigint DEFAULT NULL, p_limit int DEFAULT NULL, p_descending boolean DEFAULT false)
+RETURNS SETOF bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" SET "enable_sort" = off SET "enable_incremental_sort" = off SET "enable_indexscan" = on SET "plan_cache_mode" = force_custom_plan AS $$
+DECLARE
+  v_tenant int := app.current_tenant();
+  v_page boolean := p_limit IS NOT NULL AND p_descending IS NOT NULL;  -- first p_limit, in order
+  v_cap boolean := p_limit IS NOT NULL AND p_descending IS NULL;  -- all, or NULL past p_limit
+  v_desc boolean := p_descending IS TRUE;
+  v_op text := CASE WHEN p_descending THEN '<' ELSE '>' END;
+  v_order text := CASE WHEN p_descending THEN 'DESC' ELSE 'ASC' END;
+  v_after bigint := coalesce(p_after, CASE WHEN p_descending THEN 9223372036854775807 ELSE 0 END);
+  v_want int := CASE WHEN v_cap THEN p_limit + 1 ELSE p_limit END;  -- ids at most (NULL: all)
+  v_keys int := 0;  -- the document's top-level pairs
+  v_seen int;
+  v_last bigint;  -- the window's last row
+  v_found bigint[];
+  v_rows jsonb[];  -- the window's documents, for a document of several pairs
+  v_more bigint[];
+  v_too_many boolean := false;
+  v_live bigint;
+  v_reach int;
+  v_reached int;
+BEGIN
+  IF v_tenant IS NULL THEN
+    RETURN;  -- no tenant context: nothing, never everything
+  END IF;
+  IF jsonb_typeof(p_doc) = 'object' THEN
+    SELECT count(*)::int INTO v_keys FROM jsonb_object_keys(p_doc);
+  END IF;
+  <<search>>
+  BEGIN
+    -- 1. The window.
+    IF v_desc THEN
+      SELECT count(*)::int, min(w.id),
+             array_agg(w.id ORDER BY w.id DESC) FILTER (WHERE w.data @> p_doc),
+             array_agg(w.data) FILTER (WHERE v_keys > 1)
+        INTO v_seen, v_last, v_found, v_rows
+      FROM (SELECT g.id, g.data FROM app.generic_data AS g
+            WHERE g.tenant_id = v_tenant AND g.project_id = p_project_id AND g.table_id = p_table_id
+          AND g.is_deleted = false AND g.id < v_after
+            ORDER BY g.id DESC LIMIT 32) AS w;
+    ELSE
+      SELECT count(*)::int, max(w.id),
+             array_agg(w.id ORDER BY w.id ASC) FILTER (WHERE w.data @> p_doc),
+             array_agg(w.data) FILTER (WHERE v_keys > 1)
+        INTO v_seen, v_last, v_found, v_rows
+      FROM (SELECT g.id, g.data FROM app.generic_data AS g
+            WHERE g.tenant_id = v_tenant AND g.project_id = p_project_id AND g.table_id = p_table_id
+          AND g.is_deleted = false AND g.id > v_after
+            ORDER BY g.id ASC LIMIT 32) AS w;
+    END IF;
+    IF v_seen < 32 OR (v_page AND cardinality(v_found) >= p_limit)
+       OR (v_cap AND cardinality(v_found) > p_limit) THEN
+      EXIT search;  -- the table ends in the window, the page is full, or too many already
+    END IF;
+    SELECT coalesce(max(c.live_records), 0) INTO v_live
+    FROM app.record_counts AS c WHERE c.table_id = p_table_id;
+    IF v_cap AND cardinality(v_found)::real * v_live > p_limit::real * v_seen THEN
+      v_too_many := true;  -- as frequent in the rest of the table, it holds more than p_limit
+      EXIT search;
+    END IF;
+    IF v_found IS NULL AND v_keys > 0 THEN
+      -- 2. The GIN index alone, for a document none of whose pairs the window has seen.
+      IF v_keys = 1 OR NOT EXISTS (
+           SELECT FROM jsonb_each(p_doc) AS p CROSS JOIN unnest(v_rows) AS r
+           WHERE r @> jsonb_build_object(p.key, p.value)) THEN
+        v_reach := greatest(16, least(1000, v_live / 40));
+        EXECUTE format($q$SELECT count(*)::int,
+       array_agg(c.id ORDER BY c.id %2$s) FILTER (
+         WHERE c.tenant_id = $1 AND c.project_id = $2 AND c.table_id = $3
+           AND c.is_deleted = false AND c.id %1$s $5)
+FROM (SELECT g.id, g.tenant_id, g.project_id, g.table_id, g.is_deleted
+      FROM app.generic_data AS g WHERE g.data @> $4 LIMIT $6) AS c$q$, v_op, v_order)
+          INTO v_reached, v_found
+          USING v_tenant, p_project_id, p_table_id, p_doc, v_after, v_reach;
+        IF v_reached < v_reach THEN
+          EXIT search;  -- every row containing the document was seen
+        END IF;
+      END IF;
+      -- 3. The GIN index AND-ed with the tenant's rows, for a large table.
+      IF v_live > 2000 THEN
+        PERFORM set_config('enable_indexscan', 'off', true);
+        EXECUTE format($q$SELECT (array_agg(g.id ORDER BY g.id %2$s))[1:coalesce($6, 2147483647)]
+FROM app.generic_data AS g
+WHERE g.tenant_id = $1 AND g.project_id + 0 = $2 AND g.table_id + 0 = $3
+  AND g.is_deleted = false AND g.id %1$s $5 AND g.data @> $4$q$, v_op, v_order)
+          INTO v_found
+          USING v_tenant, p_project_id, p_table_id, p_doc, v_after, v_want;
+        PERFORM set_config('enable_indexscan', 'on', true);
+        EXIT search;
+      END IF;
+      v_found := NULL;  -- the window's matches (none), for the ordered scan
+    END IF;
+    -- 4. The ordered scan, on from the window's last row, for what the page still needs.
+    v_want := v_want - coalesce(cardinality(v_found), 0);
+    IF v_desc THEN
+      SELECT array_agg(s.id) INTO v_more
+      FROM (SELECT g.id FROM app.generic_data AS g
+            WHERE g.tenant_id = v_tenant AND g.project_id = p_project_id AND g.table_id = p_table_id
+          AND g.is_deleted = false AND g.id < v_last AND g.data @> p_doc
+            ORDER BY g.id DESC LIMIT v_want) AS s;
+    ELSE
+      SELECT array_agg(s.id) INTO v_more
+      FROM (SELECT g.id FROM app.generic_data AS g
+            WHERE g.tenant_id = v_tenant AND g.project_id = p_project_id AND g.table_id = p_table_id
+          AND g.is_deleted = false AND g.id > v_last AND g.data @> p_doc
+            ORDER BY g.id ASC LIMIT v_want) AS s;
+    END IF;
+    v_found := coalesce(v_found, '{}') || v_more;
+  END search;
+  IF v_too_many OR (v_cap AND cardinality(v_found) > p_limit) THEN
+    RETURN NEXT NULL;
+  ELSE
+    RETURN QUERY SELECT unnest(CASE WHEN v_page THEN v_found[1:p_limit] ELSE v_found END);
+  END IF;
+END$$;
 
 -- migration hzm.0006_verified_tenant_context
 --
