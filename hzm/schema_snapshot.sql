@@ -71,7 +71,9 @@
 -- migration generic_data.0007_containment_gin_first a01652c317af6322
 -- migration generic_data.0008_cheaper_writes 97d7988fe1a64703
 -- migration generic_data.0009_search_plans 0613479678ff9a30
+-- migration generic_data.0010_cheaper_updates dca9c5dc7c29bbc2
 -- migration hzm.0006_verified_tenant_context 8c7f43e356951b85
+-- migration ops.0007_cheaper_update_audit c006a352c944953c
 -- end of header
 -- migration hzm.0001_foundation
 --
@@ -3516,6 +3518,107 @@ WHERE g.tenant_id = $1 AND g.project_id + 0 = $2 AND g.table_id + 0 = $3
   END IF;
 END$$;
 
+-- migration generic_data.0010_cheaper_updates
+--
+-- Replace function app.sync_unique_values()
+--
+CREATE OR REPLACE FUNCTION "app"."sync_unique_values"()
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    DELETE FROM app.generic_data_unique AS u USING old_rows AS o WHERE u.row_id = o.id;
+  END IF;
+  INSERT INTO app.generic_data_unique (table_id, field, value, row_id)
+  SELECT n.table_id, f.name, n.data ->> f.name, n.id
+  FROM new_rows AS n
+  JOIN core.table_metadata AS t ON t.id = n.table_id
+  CROSS JOIN LATERAL jsonb_path_query(
+    CASE WHEN jsonb_typeof(t.fields) = 'array' THEN t.fields ELSE '[]'::jsonb END,
+    'strict $[*] ? (@.unique == true && exists (@.name)).name'
+  ) AS u(name)
+  CROSS JOIN LATERAL (SELECT u.name #>> '{}' AS name) AS f
+  WHERE n.is_deleted IS NOT TRUE AND n.data ->> f.name IS NOT NULL;
+  RETURN NULL;
+END$$;
+--
+-- Replace function app.count_records()
+--
+CREATE OR REPLACE FUNCTION "app"."count_records"()
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  v_tenants int[];
+  v_limits int[];
+  v_total bigint;
+  v_added bigint;
+BEGIN
+  -- 1. The tenants this statement gives live rows (new rows, restored rows, rows moved to
+  --    another table), locked first and in id order, with their limits.
+  IF TG_OP = 'INSERT' THEN
+    SELECT array_agg(l.id), array_agg(l.max_records)
+      INTO v_tenants, v_limits
+    FROM (SELECT t.id, t.max_records FROM core.tenants AS t
+          WHERE t.id IN (SELECT n.tenant_id FROM new_rows AS n WHERE n.is_deleted IS NOT TRUE)
+          ORDER BY t.id FOR NO KEY UPDATE) AS l;
+  ELSIF TG_OP = 'UPDATE' THEN
+    -- Nothing for the counts unless a row was deleted, restored or moved.
+    PERFORM 1 FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
+    WHERE n.is_deleted IS DISTINCT FROM o.is_deleted OR n.table_id <> o.table_id LIMIT 1;
+    IF NOT FOUND THEN
+      RETURN NULL;
+    END IF;
+    SELECT array_agg(l.id), array_agg(l.max_records)
+      INTO v_tenants, v_limits
+    FROM (SELECT t.id, t.max_records FROM core.tenants AS t
+          WHERE t.id IN (SELECT n.tenant_id FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
+                         WHERE n.is_deleted IS NOT TRUE
+                           AND (o.is_deleted IS TRUE OR o.table_id <> n.table_id))
+          ORDER BY t.id FOR NO KEY UPDATE) AS l;
+  END IF;
+
+  -- 2. The counts: +1 for each live row the statement made, -1 for each it ended.
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO app.record_counts AS c (table_id, live_records)
+    SELECT n.table_id, count(*) FROM new_rows AS n
+    WHERE n.is_deleted IS NOT TRUE GROUP BY 1
+    ON CONFLICT (table_id) DO UPDATE SET live_records = c.live_records + excluded.live_records;
+  ELSIF TG_OP = 'DELETE' THEN
+    UPDATE app.record_counts AS c SET live_records = c.live_records - d.ended
+    FROM (SELECT o.table_id, count(*) AS ended FROM old_rows AS o
+          WHERE o.is_deleted IS NOT TRUE GROUP BY 1) AS d
+    WHERE c.table_id = d.table_id;
+  ELSE
+    INSERT INTO app.record_counts AS c (table_id, live_records)
+    SELECT d.table_id, sum(d.delta) FROM (
+      SELECT n.table_id, 1 AS delta FROM new_rows AS n WHERE n.is_deleted IS NOT TRUE
+      UNION ALL
+      SELECT o.table_id, -1 FROM old_rows AS o WHERE o.is_deleted IS NOT TRUE
+    ) AS d GROUP BY 1 HAVING sum(d.delta) <> 0
+    ON CONFLICT (table_id) DO UPDATE SET live_records = c.live_records + excluded.live_records;
+  END IF;
+
+  -- 3. The limit: live rows of the tenant's live tables, at most core.tenants.max_records.
+  FOR i IN 1 .. coalesce(array_length(v_tenants, 1), 0) LOOP
+    CONTINUE WHEN v_limits[i] IS NULL;
+    SELECT coalesce(sum(c.live_records), 0) INTO v_total
+    FROM core.table_metadata AS m
+    JOIN app.record_counts AS c ON c.table_id = m.id
+    WHERE m.tenant_id = v_tenants[i] AND m.is_deleted IS NOT TRUE;
+    IF v_total > v_limits[i] THEN
+      IF TG_OP = 'INSERT' THEN
+        SELECT count(*) INTO v_added FROM new_rows AS n
+        WHERE n.tenant_id = v_tenants[i] AND n.is_deleted IS NOT TRUE;
+      ELSE
+        SELECT count(*) INTO v_added FROM new_rows AS n JOIN old_rows AS o ON o.id = n.id
+        WHERE n.tenant_id = v_tenants[i] AND n.is_deleted IS NOT TRUE AND o.is_deleted IS TRUE;
+      END IF;
+      RAISE EXCEPTION 'the tenant has % records; % more would exceed its plan''s max_records (%)',
+        v_total - v_added, v_added, v_limits[i]
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'tenant_max_records';
+    END IF;
+  END LOOP;
+  RETURN NULL;
+END$$;
+
 -- migration hzm.0006_verified_tenant_context
 --
 -- Create the owner-only context key table hzm_private.context_keys
@@ -3685,5 +3788,126 @@ BEGIN
                                  v_plan.max_tables_per_project, v_plan.max_records,
                                  v_plan.limits, v_plan.features)));
   PERFORM set_config('app.context', coalesce(v_caller_context, ''), true);
+  RETURN NULL;
+END$$;
+
+-- migration ops.0007_cheaper_update_audit
+--
+-- Install function ops.audit_entity_id(doc jsonb, key_columns text[])
+--
+CREATE OR REPLACE FUNCTION "ops"."audit_entity_id"(doc jsonb, key_columns text[])
+RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+  RETURN (SELECT string_agg(doc ->> k.column_name, ',' ORDER BY k.position)
+          FROM unnest(key_columns) WITH ORDINALITY AS k(column_name, position));
+END$$;
+--
+-- Replace function ops.log_audit()
+--
+CREATE OR REPLACE FUNCTION "ops"."log_audit"()
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  v_row jsonb := CASE WHEN TG_OP = 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END;
+  v_before jsonb;
+  v_same text[];
+  v_old jsonb;
+  v_new jsonb;
+  v_key text;
+  v_tenant int;
+  v_user int;
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    -- The columns whose value is unchanged, in one pass; both images less those are the
+    -- changed columns, old and new.
+    v_before := to_jsonb(OLD);
+    v_same := ARRAY(SELECT n.key FROM jsonb_each(v_row) AS n
+                    WHERE n.value IS NOT DISTINCT FROM v_before -> n.key);
+    v_old := v_before - v_same;
+    v_new := v_row - v_same;
+    -- Nothing but the touch trigger's bookkeeping changed: no change to record.
+    IF v_new - ARRAY['updated_at', 'version'] = '{}'::jsonb THEN
+      RETURN NULL;
+    END IF;
+    -- With the row's key, so that each side names its row.
+    IF TG_NARGS > 0 THEN
+      SELECT jsonb_object_agg(k.column_name, v_before -> k.column_name) || v_old,
+             jsonb_object_agg(k.column_name, v_row -> k.column_name) || v_new
+        INTO v_old, v_new
+      FROM unnest(TG_ARGV) AS k(column_name);
+    ELSE
+      v_old := jsonb_build_object('id', v_before -> 'id') || v_old;
+      v_new := jsonb_build_object('id', v_row -> 'id') || v_new;
+    END IF;
+  ELSIF TG_OP = 'INSERT' THEN
+    v_new := v_row;
+  ELSE
+    v_old := v_row;
+  END IF;
+  v_key := CASE WHEN TG_NARGS = 0 THEN v_row ->> 'id' ELSE ops.audit_entity_id(v_row, TG_ARGV) END;
+  -- Every function in a plain expression, none inside the INSERT: a plain expression's
+  -- function keeps its state for the transaction, a statement's is set up again each time.
+  v_tenant := app.current_tenant();
+  v_user := app.current_user_id();
+  v_old := app.redact_secrets(v_old);
+  v_new := app.redact_secrets(v_new);
+  INSERT INTO ops.audit_logs (tenant_id, user_id, action, entity_type, entity_id,
+                              old_values, new_values, ip_address, user_agent, request_id)
+  VALUES (
+    -- The context's tenant; a platform admin (no tenant context) changing a tenant's
+    -- row is recorded under that row's tenant (for core.tenants, the row itself), so
+    -- the tenant sees it too.
+    COALESCE(
+      v_tenant,
+      (v_row ->> 'tenant_id')::int,
+      CASE WHEN TG_TABLE_SCHEMA = 'core' AND TG_TABLE_NAME = 'tenants'
+           THEN (v_row ->> 'id')::int END
+    ),
+    v_user,
+    TG_OP,
+    TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME,
+    v_key,
+    v_old,
+    v_new,
+    nullif(current_setting('app.ip_address', true), '')::inet,
+    nullif(current_setting('app.user_agent', true), ''),
+    nullif(current_setting('app.request_id', true), '')
+  );
+  RETURN NULL;
+END$$;
+--
+-- Replace function ops.log_audit_inserts()
+--
+CREATE OR REPLACE FUNCTION "ops"."log_audit_inserts"()
+RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  -- Once per statement, whatever the number of rows.
+  v_tenant int := app.current_tenant();
+  v_user int := app.current_user_id();
+  v_ip inet := nullif(current_setting('app.ip_address', true), '')::inet;
+  v_agent text := nullif(current_setting('app.user_agent', true), '');
+  v_request text := nullif(current_setting('app.request_id', true), '');
+  v_entity text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+  v_tenants boolean := TG_TABLE_SCHEMA = 'core' AND TG_TABLE_NAME = 'tenants';
+BEGIN
+  INSERT INTO ops.audit_logs (tenant_id, user_id, action, entity_type, entity_id,
+                              old_values, new_values, ip_address, user_agent, request_id)
+  SELECT
+    -- As ops.log_audit(): the context's tenant, else the row's.
+    COALESCE(v_tenant, (r.doc ->> 'tenant_id')::int,
+             CASE WHEN v_tenants THEN (r.doc ->> 'id')::int END),
+    v_user,
+    'INSERT',
+    v_entity,
+    -- A function, not a subquery: a subquery's plan is set up on every run of the
+    -- statement, even when no row needs it.
+    CASE WHEN TG_NARGS = 0 THEN r.doc ->> 'id' ELSE ops.audit_entity_id(r.doc, TG_ARGV) END,
+    NULL,
+    app.redact_secrets(r.doc),
+    v_ip,
+    v_agent,
+    v_request
+  -- OFFSET 0 keeps the subquery apart, so each row's to_jsonb() is computed once; the
+  -- rows come in the order they were inserted.
+  FROM (SELECT to_jsonb(n) AS doc FROM new_rows AS n OFFSET 0) AS r;
   RETURN NULL;
 END$$;
