@@ -25,8 +25,10 @@ the next page starts after it (`after`, an opaque cursor): keyset pagination.
 Where the runtime role's plan could not use a GIN index (row level security: see
 generic_data/migrations/0003), candidate ids come from a SECURITY DEFINER function:
 app.search_rows() for a search, app.rows_containing() for the equalities of a filter
-(together a jsonb containment document). The rows are then read as the runtime role by
-id, and every condition is applied again, under the tenant policy (see Query).
+(together a jsonb containment document), app.unique_value_row() for an equality on a
+unique field (its one row, through app.generic_data_unique: generic_data/migrations/0011).
+The rows are then read as the runtime role by id, and every condition is applied again,
+under the tenant policy (see Query).
 
 Everything here is pure: a Query in, SQL text and parameters out (services.py runs it).
 """
@@ -415,12 +417,44 @@ def containment(node: Node | None) -> tuple[dict[str, Any] | None, bool]:
     return document, whole
 
 
+def unique_lookup(node: Node | None) -> tuple[str, str] | None:
+    """(field, value as text) of an equality on a unique field that every row must satisfy
+    (as in containment()), its value's text exactly as app.generic_data_unique holds it
+    (`data ->> field`, generic_data/migrations/0004), or None.
+
+    A text (every text-like, choice, date and datetime value), a boolean or an integer
+    only: a containment of one of these matches exactly the rows whose `data ->> field` is
+    that text. A decimal is compared as a number (10.5 contains 10.50), which one text
+    cannot stand for, so it keeps the containment's path."""
+    if node is None:
+        return None
+    conditions = [node] if isinstance(node, Condition) else []
+    if isinstance(node, Junction) and node.kind == "and":
+        conditions = list(node.children)
+    for condition in conditions:
+        if not (
+            isinstance(condition, Condition)
+            and condition.op == "eq"
+            and condition.field is not ID
+            and condition.field.unique
+        ):
+            continue
+        value = condition.value
+        if isinstance(value, bool):
+            return condition.field.name, "true" if value else "false"
+        if isinstance(value, int | str):
+            return condition.field.name, str(value)
+    return None
+
+
 @dataclass(frozen=True)
 class Query:
     """A query of one user table's rows, checked; `select()` and `count()` render it.
 
     How the rows are found, by what the query is:
     - a search: candidates from app.search_rows() (idx_generic_data_search);
+    - a filter with an equality on a unique field (unique_lookup()): its one row, by id
+      from app.unique_value_row() (generic_data_unique_pkey, then generic_data_pkey);
     - a filter of equalities only, sorted by id: the page itself from
       app.rows_containing() (idx_generic_data_jsonb for a rare value, an ordered scan
       for a common one: generic_data/migrations/0007 and 0009);
@@ -447,6 +481,8 @@ class Query:
         document, whole = containment(self.filter)
         if self.search is not None or document is None or (whole and self.sort.key is ID):
             return None
+        if self._unique() is not None:
+            return None
         # p_descending NULL: the function's candidate mode, which can answer "too many"
         # from a glance at the table instead of finding MAX_CANDIDATES + 1 rows.
         return (
@@ -454,12 +490,22 @@ class Query:
             [self.project_id, self.table_id, dumps(document), MAX_CANDIDATES],
         )
 
+    def _unique(self) -> tuple[str, str] | None:
+        """The unique field's equality that finds the query's one row (see
+        unique_lookup()), when the rows come from no search or given candidates."""
+        if self.search is not None or self.candidate_ids is not None:
+            return None
+        return unique_lookup(self.filter)
+
     def _source(self, *, page: bool, probed: bool = False) -> tuple[str, list[Any]]:
         """The FROM clause and its parameters; `probed`: the ids of the statement's
         probe (the CTE `c`, see select())."""
         document, whole = containment(self.filter)
         if self.search is not None:
             candidates, params = "app.search_rows(%s, %s)", [self.table_id, self.search]
+        elif self._unique() is not None:
+            # The row's id is an index condition of generic_data_pkey (see _where()).
+            return "app.generic_data AS g", []
         elif page and whole and self.sort.key is ID:
             after = self.after[1] if self.after else None
             candidates = "app.rows_containing(%s, %s, %s::jsonb, %s, %s, %s)"
@@ -482,6 +528,18 @@ class Query:
     def _where(self) -> tuple[str, list[Any]]:
         where = "g.project_id = %s AND g.table_id = %s AND g.is_deleted = false"
         params: list[Any] = [self.project_id, self.table_id]
+        unique = self._unique()
+        if unique is not None:
+            # The row by generic_data_pkey. A subquery (an InitPlan, run once): called as
+            # an expression, the STABLE function would also run while the statement is
+            # planned, for an estimate. The scope compared outside any index: the planner
+            # takes its columns for independent, estimates the table at one row, and
+            # would read all of it through idx_generic_data_composite, the id a filter.
+            where = (
+                "g.id = (SELECT app.unique_value_row(%s, %s, %s)) AND g.project_id + 0 = %s "
+                "AND g.table_id + 0 = %s AND g.is_deleted = false"
+            )
+            params = [self.table_id, *unique, *params]
         if self.filter is not None:
             text, filter_params = filter_sql(self.filter)
             where += f" AND ({text})"
@@ -567,7 +625,7 @@ class Query:
         document, whole = containment(self.filter)
         if self.search is not None and self.filter is None:
             return "SELECT count(*) FROM app.search_rows(%s, %s)", [self.table_id, self.search]
-        if self.search is None and whole:
+        if self.search is None and whole and self._unique() is None:
             return (
                 "SELECT count(*) FROM app.rows_containing(%s, %s, %s::jsonb)",
                 [self.project_id, self.table_id, dumps(document)],

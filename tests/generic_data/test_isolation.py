@@ -1,7 +1,8 @@
 """The SECURITY DEFINER functions of generic_data stay inside the caller's tenant.
 
 app.search_rows() and app.rows_containing() read app.generic_data without the tenant
-policy (so that they can use its GIN indexes), and app.api_key_lookup() reads
+policy (so that they can use its GIN indexes), app.unique_value_row() reads
+app.generic_data_unique, which the runtime role may not, and app.api_key_lookup() reads
 core.api_keys before there is a tenant. Each is attacked here as the runtime role.
 """
 
@@ -26,6 +27,8 @@ DEFINER_FUNCTIONS = {
     # The whole key in, no hash out (generic_data 0006; app.api_key_tenant is closed).
     "app.api_key_lookup": ["p_key", "key_id", "tenant_id", "project_id", "user_id", "usable"],
     "app.sync_unique_values": None,
+    # A unique field's row (generic_data 0011).
+    "app.unique_value_row": ["p_table_id", "p_field", "p_value"],
 }  # fmt: skip
 
 
@@ -109,6 +112,36 @@ def test_the_search_functions_cannot_be_pointed_at_another_tenants_table(
                     )
                     == []
                 )
+
+
+@pytest.fixture
+def two_skus(project, other_project):
+    """The same unique value in two tenants' tables of the same name: {project id: (table
+    id, row id)}."""
+    found = {}
+    for owner in (project, other_project):
+        with as_tenant(owner):
+            table = services.define_table(
+                owner.pk, "items", [{"name": "sku", "type": "text", "unique": True}]
+            )
+            (row_id,) = services.create_rows(owner.pk, "items", [{"sku": "SKU-1"}])
+            found[owner.pk] = (table.id, row_id)
+    return found
+
+
+def test_a_unique_value_of_another_tenants_table_is_never_found(two_skus, project, other_project):
+    """Not even its existence: NULL, as for a value nobody uses."""
+    mine, theirs = two_skus[project.pk], two_skus[other_project.pk]
+    lookup = "SELECT app.unique_value_row(%s, 'sku', %s)"
+    with as_tenant(project):
+        assert fetchall(lookup, [mine[0], "SKU-1"]) == [(mine[1],)]
+        assert fetchall(lookup, [theirs[0], "SKU-1"]) == [(None,)]
+        assert fetchall(lookup, [mine[0], "SKU-2"]) == [(None,)]
+        page = services.query_rows(
+            project.pk, "items", filter={"field": "sku", "op": "eq", "value": "SKU-1"}, count=True
+        )
+        assert ([row.id for row in page.rows], page.count) == ([mine[1]], 1)
+    assert as_runtime_role_without_context(lookup, [mine[0], "SKU-1"]) == [(None,)]
 
 
 def test_search_text_is_a_value_not_sql(two_tenants, project):

@@ -256,3 +256,92 @@ def test_equalities_and_more_probe_for_candidates_in_the_same_statement():
     assert q.Query(5, 9, None, q.Sort(q.RANK, True), 51, None, "x").probe() is None
     only_equal = q.parse_filter(SCHEMA, {"field": "status", "op": "eq", "value": "new"})
     assert q.Query(5, 9, only_equal, q.Sort(q.ID), 51).probe() is None
+
+
+UNIQUE = parse_fields(
+    "products",
+    [
+        {"name": "sku", "type": "text", "unique": True},
+        {"name": "code", "type": "integer", "unique": True},
+        {"name": "flag", "type": "boolean", "unique": True},
+        {"name": "weight", "type": "decimal", "unique": True},
+        {"name": "price", "type": "decimal"},
+        {"name": "status", "type": "choice", "options": ["new", "sold"]},
+    ],
+    lambda name: None,
+)
+
+
+def test_an_equality_on_a_unique_field_names_its_value_as_the_side_table_holds_it():
+    lookup = lambda raw: q.unique_lookup(q.parse_filter(UNIQUE, raw))  # noqa: E731
+    assert lookup({"field": "sku", "op": "eq", "value": "A-1"}) == ("sku", "A-1")
+    assert lookup({"field": "code", "op": "eq", "value": "7"}) == ("code", "7")
+    assert lookup({"field": "flag", "op": "eq", "value": False}) == ("flag", "false")
+    assert lookup(
+        {"and": [{"field": "status", "op": "eq", "value": "new"},
+                 {"field": "price", "op": "gt", "value": 1},
+                 {"field": "sku", "op": "eq", "value": "A-1"}]}
+    ) == ("sku", "A-1")  # fmt: skip
+    # A decimal compares as a number (10.5 contains 10.50): no one text stands for it.
+    assert lookup({"field": "weight", "op": "eq", "value": "10.5"}) is None
+    # Not a condition every row must meet, or not an equality, or not a unique field.
+    assert lookup(
+        {"or": [{"field": "sku", "op": "eq", "value": "A-1"},
+                {"field": "status", "op": "eq", "value": "new"}]}
+    ) is None  # fmt: skip
+    assert lookup({"and": [{"or": [{"field": "sku", "op": "eq", "value": "A-1"}]}]}) is None
+    assert lookup({"field": "sku", "op": "ne", "value": "A-1"}) is None
+    assert lookup({"field": "sku", "op": "in", "value": ["A-1"]}) is None
+    assert lookup({"field": "status", "op": "eq", "value": "new"}) is None
+    assert lookup({"field": "id", "op": "eq", "value": 3}) is None
+    assert q.unique_lookup(None) is None
+
+
+def test_a_unique_value_reads_its_one_row_by_id_under_the_policy():
+    parsed = q.parse_filter(
+        UNIQUE,
+        {"and": [{"field": "sku", "op": "eq", "value": "A-1"},
+                 {"field": "price", "op": "gt", "value": 0}]},
+    )  # fmt: skip
+    query = q.Query(5, 9, parsed, q.Sort(q.ID, True), 51, (None, 40))
+    where = (
+        "g.id = (SELECT app.unique_value_row(%s, %s, %s)) "
+        "AND g.project_id + 0 = %s AND g.table_id + 0 = %s AND g.is_deleted = false "
+        "AND ((g.data @> %s::jsonb) AND (((g.data ->> %s)::numeric) > %s::numeric))"
+    )
+    where_params = [9, "sku", "A-1", 5, 9, '{"sku":"A-1"}', "price", 0]
+    assert query.probe() is None
+    assert query.select() == (
+        "SELECT q.id, q.data, q.version, q.created_at, q.updated_at, q.sort_key FROM "
+        "(SELECT g.id, g.data, g.version, g.created_at, g.updated_at, g.id AS sort_key "
+        f"FROM app.generic_data AS g WHERE {where}) AS q WHERE q.id < %s "
+        "ORDER BY q.sort_key DESC, q.id DESC LIMIT %s",
+        [*where_params, 40, 51],
+    )
+    assert query.count() == (
+        f"SELECT count(*) FROM app.generic_data AS g WHERE {where}",
+        where_params,
+    )
+    # The equality alone, sorted by id: the same one row, not app.rows_containing().
+    alone = q.parse_filter(UNIQUE, {"field": "sku", "op": "eq", "value": "A-1"})
+    sql, params = q.Query(5, 9, alone, q.Sort(q.ID), 51).select()
+    assert (
+        "FROM app.generic_data AS g WHERE g.id = (SELECT app.unique_value_row(%s, %s, %s)) AND"
+        in sql
+    )
+    assert "rows_containing" not in sql
+    assert params[:3] == [9, "sku", "A-1"]
+    assert (
+        q.Query(5, 9, alone, q.Sort(q.ID), 51)
+        .count()[0]
+        .startswith(
+            "SELECT count(*) FROM app.generic_data AS g WHERE g.id = (SELECT app.unique_value_row("
+        )
+    )
+    # A search, or candidates given, keep their own source; a decimal keeps containment.
+    searched = q.Query(5, 9, alone, q.Sort(q.RANK, True), 51, None, "x").select()[0]
+    assert "unique_value_row" not in searched and "app.search_rows" in searched
+    given = dataclasses.replace(query, candidate_ids=(3,)).select()[0]
+    assert "unique_value_row" not in given and "unnest(%s::bigint[])" in given
+    weight = q.parse_filter(UNIQUE, {"field": "weight", "op": "eq", "value": "10.5"})
+    assert "app.rows_containing(" in q.Query(5, 9, weight, q.Sort(q.ID), 51).select()[0]
