@@ -72,6 +72,7 @@
 -- migration generic_data.0008_cheaper_writes 97d7988fe1a64703
 -- migration generic_data.0009_search_plans 0613479678ff9a30
 -- migration generic_data.0010_cheaper_updates dca9c5dc7c29bbc2
+-- migration generic_data.0011_unique_value_lookup 791c7e8a082acbca
 -- migration hzm.0006_verified_tenant_context 8c7f43e356951b85
 -- migration ops.0007_cheaper_update_audit c006a352c944953c
 -- end of header
@@ -3618,6 +3619,32 @@ BEGIN
   END LOOP;
   RETURN NULL;
 END$$;
+
+-- migration generic_data.0011_unique_value_lookup
+--
+-- Install function app.unique_value_row(p_table_id int, p_field text, p_value text)
+--
+CREATE OR REPLACE FUNCTION "app"."unique_value_row"(p_table_id int, p_field text, p_value text)
+RETURNS bigint LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  v_tenant int := app.current_tenant();
+  v_row bigint;
+BEGIN
+  IF v_tenant IS NULL THEN
+    RETURN NULL;  -- no tenant context: nothing, never everything
+  END IF;
+  SELECT u.row_id INTO v_row
+  FROM app.generic_data_unique AS u
+  JOIN core.table_metadata AS t ON t.id = u.table_id
+  WHERE u.table_id = p_table_id AND u.field = p_field AND u.value = p_value
+    AND t.tenant_id = v_tenant;
+  RETURN v_row;
+END$$;
+--
+-- Grant execute on app.unique_value_row(p_table_id int, p_field text, p_value text) to the runtime role only
+--
+REVOKE EXECUTE ON FUNCTION "app"."unique_value_row"(p_table_id int, p_field text, p_value text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "app"."unique_value_row"(p_table_id int, p_field text, p_value text) TO "{{runtime_role}}";
 
 -- migration hzm.0006_verified_tenant_context
 --
