@@ -475,6 +475,10 @@ REVIEWED_SECURITY_DEFINER_FUNCTIONS = [
     # Row ids of the context's tenant only (test below); the caller re-reads them under RLS.
     "app.rows_containing(integer,integer,jsonb,bigint,integer,boolean)",
     "app.search_rows(integer,text)",
+    # The row id of a unique value in a table of the context's tenant only, NULL for
+    # another tenant's table or no context, so not even a value's use elsewhere shows
+    # (generic_data 0011; tests/generic_data/test_isolation.py attacks it).
+    "app.unique_value_row(integer,text,text)",
     # The definer trigger functions (ops.log_audit, app.sync_unique_values,
     # app.count_records, billing.sync_tenant_subscription) are nobody's to execute since
     # hzm 0005: a trigger fires without it, and with it a role could attach them to a
