@@ -56,6 +56,34 @@ CONTEXT_SETTINGS = (
 )
 EMPTY_CONTEXT = ("",) * len(CONTEXT_SETTINGS)
 
+# Entering a context: the token, and the request metadata as app.set_request_context()
+# writes it, in plain set_config()s (no PL/pgSQL call of its own: issue 15), host() of the
+# inet cast checking and normalising the address as that function's inet parameter does.
+ENTER_CONTEXT = "SELECT set_config(%s, %s, true)"
+ENTER_CONTEXT_WITH_REQUEST = (
+    "SELECT set_config(%s, %s, true), "
+    "set_config('app.request_id', coalesce(%s, ''), true), "
+    "set_config('app.ip_address', coalesce(host(%s::inet), ''), true), "
+    "set_config('app.user_agent', coalesce(%s, ''), true)"
+)
+
+
+def entering(
+    token: str,
+    metadata: tuple[str | None, str | None, str | None],
+    previous: tuple[str, ...],
+) -> tuple[str, list[Any]]:
+    """The statement that enters a context: (SQL, parameters).
+
+    The request metadata (request id, client IP, user agent) is written unless there is
+    none and the transaction holds none either (a context of its own transaction without
+    a request: a job, a script): only then is leaving it out the same as writing ''.
+    """
+    if all(value is None for value in metadata) and not any(previous[1:]):
+        return ENTER_CONTEXT, [context_tokens.SETTING, token]
+    return ENTER_CONTEXT_WITH_REQUEST, [context_tokens.SETTING, token, *metadata]
+
+
 # --- Timeouts --------------------------------------------------------------------------
 
 # The PostgreSQL settings that bound a unit of work, by the settings.py name of their
@@ -69,13 +97,26 @@ TIMEOUTS = {
 
 def timeouts(**overrides: Any) -> dict[str, str]:
     """The timeouts a context applies: settings' defaults, with the caller's overrides."""
-    values = {}
-    for setting, default_name in TIMEOUTS.items():
-        value = overrides.get(setting)
-        if value is None:
-            value = getattr(settings, default_name)
-        values[setting] = duration(value, setting if setting in overrides else default_name)
-    return values
+    given = tuple(overrides.get(setting) for setting in TIMEOUTS)
+    defaults = tuple(getattr(settings, default_name) for default_name in TIMEOUTS.values())
+    try:
+        return dict(_checked_timeouts(given, defaults))
+    except TypeError:  # a value that cannot be a cache key cannot be a duration either
+        return dict(_checked_timeouts.__wrapped__(given, defaults))
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_timeouts(
+    given: tuple[Any, ...], defaults: tuple[Any, ...]
+) -> tuple[tuple[str, str], ...]:
+    # Checked once per set of values: every context asks (issue 15).
+    values = []
+    for (setting, default_name), value, default in zip(
+        TIMEOUTS.items(), given, defaults, strict=True
+    ):
+        named = setting if value is not None else default_name
+        values.append((setting, duration(default if value is None else value, named)))
+    return tuple(values)
 
 
 # --- The role ------------------------------------------------------------------------------
@@ -269,8 +310,21 @@ def _active_tenant(connection: Any) -> int | None:
 def context_lifetime(lifetime: Any = None) -> int:
     """Seconds a context's token is valid: `lifetime`, or settings.HZM_CONTEXT_LIFETIME."""
     if lifetime is None:
-        return duration_seconds(settings.HZM_CONTEXT_LIFETIME, "HZM_CONTEXT_LIFETIME")
-    return duration_seconds(lifetime, "lifetime")
+        return _seconds(settings.HZM_CONTEXT_LIFETIME, "HZM_CONTEXT_LIFETIME")
+    return _seconds(lifetime, "lifetime")
+
+
+def _seconds(value: Any, name: str) -> int:
+    try:
+        return _cached_seconds(value, name)
+    except TypeError:  # not a cache key, so not a duration: duration_seconds() says why
+        return duration_seconds(value, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_seconds(value: Any, name: str) -> int:
+    # Parsed once per value: every context asks (issue 15).
+    return duration_seconds(value, name)
 
 
 def context_token(
@@ -405,9 +459,7 @@ def _context(
         # Sent with the block's first statement, in one round trip (hzm.db.round_trips):
         # nothing runs in the block before it, so nothing runs without it.
         entered = round_trips.defer(
-            connection,
-            "SELECT set_config(%s, %s, true), app.set_request_context(%s, %s, %s)",
-            [context_tokens.SETTING, token, request_id, ip_address, user_agent],
+            connection, *entering(token, (request_id, ip_address, user_agent), previous)
         )
         connection.hzm_tenant_id = tenant_id
         connection.hzm_known_context = None
@@ -479,10 +531,7 @@ def set_audit_actor(
     # Signed like any context: the audit trigger believes only a verified actor.
     token = context_token(tenant_id, user_id, backend(using))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config(%s, %s, true), app.set_request_context(%s, %s, %s)",
-            [context_tokens.SETTING, token, *metadata],
-        )
+        cursor.execute(ENTER_CONTEXT_WITH_REQUEST, [context_tokens.SETTING, token, *metadata])
     connection.hzm_known_context = None
 
 

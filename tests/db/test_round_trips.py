@@ -10,7 +10,14 @@ from django.db import DatabaseError, connection, transaction
 
 from core.models import Tenant
 from hzm.db import round_trips
-from hzm.db.context import as_runtime_role, switch_query, tenant_context
+from hzm.db.context import (
+    EMPTY_CONTEXT,
+    as_runtime_role,
+    entering,
+    set_audit_actor,
+    switch_query,
+    tenant_context,
+)
 from hzm.db.round_trips import traced
 from tests.factories import TenantFactory
 
@@ -149,6 +156,34 @@ def test_owed_statements_die_with_their_transaction():
         assert setting("app.request_id") in ("", None)
 
 
+# --- The statement that enters a context --------------------------------------------------
+
+
+def test_a_context_without_request_in_a_fresh_transaction_sends_the_token_alone():
+    assert entering("v1.tok", (None, None, None), EMPTY_CONTEXT) == (
+        "SELECT set_config(%s, %s, true)",
+        ["app.context", "v1.tok"],
+    )
+
+
+def test_a_request_is_written_with_the_token_in_plain_set_configs():
+    assert entering("v1.tok", ("r-1", "192.0.2.1", "ua/1"), EMPTY_CONTEXT) == (
+        "SELECT set_config(%s, %s, true), "
+        "set_config('app.request_id', coalesce(%s, ''), true), "
+        "set_config('app.ip_address', coalesce(host(%s::inet), ''), true), "
+        "set_config('app.user_agent', coalesce(%s, ''), true)",
+        ["app.context", "v1.tok", "r-1", "192.0.2.1", "ua/1"],
+    )
+
+
+def test_an_outer_request_is_cleared_by_a_context_without_one():
+    # The outer transaction holds a request id: leaving the metadata out would let the
+    # tenant context's audit rows carry the outer request's.
+    statement, params = entering("v1.tok", (None, None, None), ("", "r-outer", "", ""))
+    assert "app.request_id" in statement
+    assert params == ["app.context", "v1.tok", None, None, None]
+
+
 # --- What a tenant context sends -----------------------------------------------------------
 
 
@@ -198,3 +233,33 @@ def test_a_context_raising_owes_nothing():
     with pytest.raises(ZeroDivisionError), tenant_context(tenant.pk):
         raise ZeroDivisionError
     assert not getattr(connection, "hzm_deferred", [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_context_writes_no_request_metadata_and_a_request_context_does():
+    tenant = TenantFactory()
+    with traced(connection) as trace:
+        with tenant_context(tenant.pk):
+            assert setting("app.request_id") in (None, "")
+    assert not any("app.request_id" in sent for sent in trace.sent), trace.sent
+    with tenant_context(tenant.pk, request_id="r-9", ip_address="2001:db8::1", user_agent="ua/9"):
+        assert (setting("app.request_id"), setting("app.ip_address")) == ("r-9", "2001:db8::1")
+        assert setting("app.user_agent") == "ua/9"
+
+
+def test_an_invalid_client_address_is_refused_as_the_inet_type_refuses_it():
+    tenant = TenantFactory()
+    with pytest.raises(DatabaseError, match="inet"):
+        with tenant_context(tenant.pk, ip_address="not-an-ip"):
+            Tenant.objects.exists()
+
+
+def test_a_context_inside_an_admins_audited_transaction_clears_the_outer_request():
+    tenant = TenantFactory()
+    with transaction.atomic():
+        set_audit_actor(None, request=None)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('app.request_id', 'r-outer', true)")
+        with tenant_context(tenant.pk):
+            assert setting("app.request_id") == ""
+        assert setting("app.request_id") == "r-outer"
