@@ -97,26 +97,13 @@ TIMEOUTS = {
 
 def timeouts(**overrides: Any) -> dict[str, str]:
     """The timeouts a context applies: settings' defaults, with the caller's overrides."""
-    given = tuple(overrides.get(setting) for setting in TIMEOUTS)
-    defaults = tuple(getattr(settings, default_name) for default_name in TIMEOUTS.values())
-    try:
-        return dict(_checked_timeouts(given, defaults))
-    except TypeError:  # a value that cannot be a cache key cannot be a duration either
-        return dict(_checked_timeouts.__wrapped__(given, defaults))
-
-
-@functools.lru_cache(maxsize=64)
-def _checked_timeouts(
-    given: tuple[Any, ...], defaults: tuple[Any, ...]
-) -> tuple[tuple[str, str], ...]:
-    # Checked once per set of values: every context asks (issue 15).
-    values = []
-    for (setting, default_name), value, default in zip(
-        TIMEOUTS.items(), given, defaults, strict=True
-    ):
-        named = setting if value is not None else default_name
-        values.append((setting, duration(default if value is None else value, named)))
-    return tuple(values)
+    values = {}
+    for setting, default_name in TIMEOUTS.items():
+        value = overrides.get(setting)
+        if value is None:
+            value = getattr(settings, default_name)
+        values[setting] = duration(value, setting if setting in overrides else default_name)
+    return values
 
 
 # --- The role ------------------------------------------------------------------------------
@@ -310,21 +297,8 @@ def _active_tenant(connection: Any) -> int | None:
 def context_lifetime(lifetime: Any = None) -> int:
     """Seconds a context's token is valid: `lifetime`, or settings.HZM_CONTEXT_LIFETIME."""
     if lifetime is None:
-        return _seconds(settings.HZM_CONTEXT_LIFETIME, "HZM_CONTEXT_LIFETIME")
-    return _seconds(lifetime, "lifetime")
-
-
-def _seconds(value: Any, name: str) -> int:
-    try:
-        return _cached_seconds(value, name)
-    except TypeError:  # not a cache key, so not a duration: duration_seconds() says why
-        return duration_seconds(value, name)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_seconds(value: Any, name: str) -> int:
-    # Parsed once per value: every context asks (issue 15).
-    return duration_seconds(value, name)
+        return duration_seconds(settings.HZM_CONTEXT_LIFETIME, "HZM_CONTEXT_LIFETIME")
+    return duration_seconds(lifetime, "lifetime")
 
 
 def context_token(
