@@ -594,4 +594,37 @@ class File(Versioned):
 
 # Later migrations of the guide (002 organizations, 003 RBAC, 006 image variants) and the
 # API keys' usage counts.
+class SignInFailure(models.Model):
+    """app.sign_in_failures: failed tenant sign-ins, per email and client address.
+
+    The throttle of /api/v1/auth/login (core/sign_in_throttle.py), the tenants' side of
+    what django-axes does for the admin: AXES_FAILURE_LIMIT failures of one email from one
+    address, each within AXES_COOLOFF_TIME of the last, lock that pair out until
+    `locked_until`. Kept only by SECURITY DEFINER functions (core 0008); the runtime role
+    has no privilege on the table, so no request reads who failed to sign in where. No
+    tenant_id and no foreign key: most failures name no user at all.
+    """
+
+    email = models.TextField()
+    ip_address = models.TextField()
+    failures = models.IntegerField()
+    last_failure = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = 'app"."sign_in_failures'
+        constraints = [
+            models.UniqueConstraint(
+                fields=["email", "ip_address"], name="sign_in_failures_email_ip_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(failures__gte=1), name="sign_in_failures_failures_check"
+            ),
+        ]
+        indexes = [models.Index(fields=["last_failure"], name="idx_sign_in_failures_last")]
+
+    def __str__(self) -> str:
+        return f"{self.failures} failed sign-ins of {self.email} from {self.ip_address or '?'}"
+
+
 from core import api_keys, organizations, rbac, storage  # noqa: E402,F401

@@ -21,7 +21,9 @@ from django.utils.cache import add_never_cache_headers
 from ninja import Router, Schema
 from pydantic import ConfigDict, Field
 
+from core import sign_in_throttle
 from core.auth import authenticate_credentials
+from core.sign_in_throttle import client_address, throttled_email
 from hzm.api import ApiError, enforce_csrf, errors
 from hzm.db.context import is_platform_staff, request_context
 
@@ -80,16 +82,35 @@ def sign_in(request: HttpRequest, response: HttpResponse, credentials: Credentia
     wrong email or password (or a suspended tenant), 403 for platform staff."""
     add_never_cache_headers(response)
     enforce_csrf(request)
+    email, address = throttled_email(credentials.email), client_address(request)
+    if email is not None:
+        _refuse_if_locked_out(sign_in_throttle.wait_seconds(email, address))
     user = authenticate_credentials(credentials.email, credentials.password)
     if user is None:
+        if email is not None:
+            _refuse_if_locked_out(sign_in_throttle.record_failure(email, address))
         raise ApiError(401, "invalid_credentials", "the email or the password is wrong")
     if is_platform_staff(user):
         raise ApiError(403, "forbidden", "platform staff sign in to the admin, not here")
     # In the user's own context: login() records the sign-in on the user's row, which
-    # row level security shows only there, and the audit trail names the user.
+    # row level security shows only there, and the audit trail names the user; the
+    # throttle clears the failures of the user's own email only.
     with request_context(request, user):
         login(request, user, backend=BACKEND)
+        sign_in_throttle.clear_failures(address)
     return {"user": _user_json(user)}
+
+
+def _refuse_if_locked_out(wait: int) -> None:
+    """429 while this email is locked out from this address (core/sign_in_throttle.py)."""
+    if wait > 0:
+        raise ApiError(
+            429,
+            "too_many_requests",
+            f"too many failed sign-ins of this email from this address: try again in "
+            f"{wait} seconds",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 @router.get(

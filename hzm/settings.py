@@ -166,7 +166,8 @@ AUTHENTICATION_BACKENDS = ["hzm.throttling.AdminSignInThrottle", "core.auth.User
 
 # Admin sign-in throttling (django-axes, hzm/throttling.py): AXES_FAILURE_LIMIT failed
 # sign-ins of one email from one client IP lock that pair out for AXES_COOLOFF_MINUTES
-# after the last of them. The tenants' sign-in (/api/v1/auth/login) is not throttled.
+# after the last of them. The tenants' sign-in (/api/v1/auth/login) keeps the same policy in
+# app.sign_in_failures (core/sign_in_throttle.py).
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 _cool_off_minutes = env.int("AXES_COOLOFF_MINUTES", default=15)
 if AXES_FAILURE_LIMIT < 1 or _cool_off_minutes < 1:
@@ -175,6 +176,13 @@ if AXES_FAILURE_LIMIT < 1 or _cool_off_minutes < 1:
     raise ImproperlyConfigured(
         f"AXES_FAILURE_LIMIT={AXES_FAILURE_LIMIT}, AXES_COOLOFF_MINUTES={_cool_off_minutes}: "
         "both must be whole numbers of at least 1 (defaults 5 and 15)"
+    )
+# app.sign_in_failed() (the tenants' throttle) locks a pair out for at most a day.
+if _cool_off_minutes > 1440:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"AXES_COOLOFF_MINUTES={_cool_off_minutes}: at most 1440 (a day; default 15)"
     )
 from datetime import timedelta  # noqa: E402
 

@@ -26,7 +26,7 @@ from django.db.models import F
 from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 
-from core.models import User
+from core.models import SignInFailure, User
 from hzm.db.operations import runtime_role, service_role
 from hzm.deploy.connection import MigrationConnectionCommand
 from hzm.throttling import sign_in_username
@@ -163,23 +163,28 @@ def test_a_client_behind_an_untrusted_peer_cannot_choose_its_address(admins):
 
 
 @THROTTLE
-def test_the_tenant_sign_in_is_not_throttled_and_never_touches_axes(admins):
+def test_the_tenant_sign_in_is_throttled_by_its_own_table_and_never_touches_axes(admins):
+    """The same policy as the admin's (tests/production/test_tenant_sign_in_throttle.py runs
+    it through the production logins); axes' tables stay untouched."""
     user = UserFactory(password=PASSWORD)
     client = Client()
-    for _ in range(LIMIT + 1):
-        wrong = client.post(
+
+    def attempt(password: str) -> int:
+        return client.post(
             "/api/v1/auth/login",
-            {"email": str(user.email), "password": "wrong"},
+            {"email": str(user.email), "password": password},
             content_type="application/json",
-        )
-        assert wrong.status_code == 401, wrong.content
-    right = client.post(
-        "/api/v1/auth/login",
-        {"email": str(user.email), "password": PASSWORD},
-        content_type="application/json",
+        ).status_code
+
+    assert [attempt("wrong") for _ in range(LIMIT)] == [401] * (LIMIT - 1) + [429]
+    assert attempt(PASSWORD) == 429
+    assert not AccessAttempt.objects.exists()
+    SignInFailure.objects.filter(email=str(user.email).lower()).update(
+        locked_until=timezone.now() - datetime.timedelta(seconds=1)
     )
-    assert right.status_code == 200, right.content
+    assert attempt(PASSWORD) == 200
     assert client.post("/api/v1/auth/logout").status_code == 204
+    assert not SignInFailure.objects.filter(email=str(user.email).lower()).exists()
     assert not AccessAttempt.objects.exists()
 
 
@@ -233,6 +238,7 @@ def test_the_throttle_and_the_trusted_proxies_come_from_the_environment():
     [
         ("AXES_FAILURE_LIMIT", "0", "AXES_FAILURE_LIMIT=0, AXES_COOLOFF_MINUTES=15: both must be"),
         ("AXES_COOLOFF_MINUTES", "0", "AXES_FAILURE_LIMIT=5, AXES_COOLOFF_MINUTES=0: both must be"),
+        ("AXES_COOLOFF_MINUTES", "1441", "AXES_COOLOFF_MINUTES=1441: at most 1440 (a day"),
         ("FORWARDED_ALLOW_IPS", "proxy.internal", "FORWARDED_ALLOW_IPS: 'proxy.internal' is not"),
     ],
 )

@@ -15,7 +15,7 @@ from axes.models import AccessAttempt
 from django.db.models import F
 from django.test import Client, override_settings
 
-from core.models import User
+from core.models import SignInFailure, User
 from ops.models import AuditLog
 from tests.factories import UserFactory
 from tests.production.deployment import Deployment
@@ -26,7 +26,7 @@ COOL_OFF = datetime.timedelta(minutes=10)
 ADMIN = override_settings(
     HZM_SERVE="admin", DEBUG=False, AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=COOL_OFF
 )
-WEB = override_settings(HZM_SERVE="api", DEBUG=False, AXES_FAILURE_LIMIT=1)
+WEB = override_settings(HZM_SERVE="api", DEBUG=False, AXES_FAILURE_LIMIT=LIMIT + 1)
 LOGIN = "/admin/login/?next=/admin/"
 
 
@@ -135,13 +135,17 @@ def test_an_admin_sign_in_through_the_admin_login_is_audited_with_the_admin(
 
 
 @WEB
-def test_the_tenant_sign_in_through_the_web_login_is_audited_and_not_throttled(deployment):
+def test_the_tenant_sign_in_through_the_web_login_is_audited_and_left_to_its_own_throttle(
+    deployment,
+):
+    """Audited with the user and the request; axes counts nothing of it (the tenants' throttle,
+    tests/production/test_tenant_sign_in_throttle.py, has a table of its own)."""
     with deployment.connected_as("hzm_owner"):
         user = UserFactory(password=PASSWORD)
     credentials = {"email": str(user.email), "password": PASSWORD}
     with deployment.connected_as("hzm_web"):
         client = Client()
-        for _ in range(3):
+        for _ in range(LIMIT):
             wrong = client.post(
                 "/api/v1/auth/login",
                 {**credentials, "password": "wrong"},
@@ -166,3 +170,6 @@ def test_the_tenant_sign_in_through_the_web_login_is_audited_and_not_throttled(d
             (r.tenant_id, r.user_id, r.ip_address, r.user_agent, r.request_id) for r in rows
         ] == [(user.tenant_id, user.pk, "198.51.100.24", "tenant-app/2.0", f"tenant-{user.pk}")]
         assert not AccessAttempt.objects.filter(username=str(user.email)).exists()
+        throttled = SignInFailure.objects.filter(email=str(user.email).lower())
+        assert list(throttled.values_list("failures", flat=True)) == [LIMIT]
+        throttled.delete()

@@ -487,6 +487,15 @@ REVIEWED_SECURITY_DEFINER_FUNCTIONS = [
     # tenant and user come from the context.
     "ops.write_system_log(text,text,text,jsonb,text)",
 ]
+# The tenants' sign-in throttle (core/migrations/0008; tests/production/
+# test_tenant_sign_in_throttle.py attacks them): the wait of one email and address, a
+# failure of one (the cool-off at most a day), and clearing the failures of the verified
+# context's own user only. None of them returns a row of app.sign_in_failures.
+REVIEWED_SECURITY_DEFINER_FUNCTIONS += [
+    "app.sign_in_failed(text,text,integer,integer)",
+    "app.sign_in_succeeded(text)",
+    "app.sign_in_wait(text,text)",
+]
 # One session by its key (hzm/migrations/0004): nothing lists or finds sessions, so a
 # caller reaches only the session whose key it already holds.
 REVIEWED_SECURITY_DEFINER_FUNCTIONS += [

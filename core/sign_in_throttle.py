@@ -1,0 +1,71 @@
+"""The throttle of the tenants' sign-in (/api/v1/auth/login): the tenants' side of axes.
+
+The admin's sign-in is throttled by django-axes (hzm/throttling.py). The tenants' policy
+is the same: AXES_FAILURE_LIMIT failed sign-ins of one email from one client address
+(hzm.proxies.client_ip), each within AXES_COOLOFF_TIME of the previous, lock that pair
+out for AXES_COOLOFF_TIME. A locked-out pair gets 429 with Retry-After before any
+password is hashed, whether or not the password is right. Other addresses, and other
+emails from the same address, sign in as before. A successful sign-in clears the pair.
+
+The counts are app.sign_in_failures, which the web process's role cannot read; it calls
+the SECURITY DEFINER functions of core/migrations/0008_sign_in_throttle.py.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.http import HttpRequest
+
+from hzm.proxies import client_ip
+
+# Longer emails, or ones PostgreSQL's text cannot hold, never name a user
+# (core.auth.authenticate_credentials refuses them unread): nothing to guess, nothing to count.
+EMAIL_MAX_LENGTH = 254
+
+
+def throttled_email(email: Any) -> str | None:
+    """The email as the throttle counts it, or None when no sign-in with it can succeed."""
+    if not isinstance(email, str) or not email or len(email) > EMAIL_MAX_LENGTH:
+        return None
+    if "\x00" in email:
+        return None
+    return email
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address as the throttle keys it ('' when unknown)."""
+    return client_ip(request) or ""
+
+
+def cool_off_seconds() -> int:
+    return int(settings.AXES_COOLOFF_TIME.total_seconds())
+
+
+def _scalar(query: str, params: list[Any], using: str) -> Any:
+    with connections[using].cursor() as cursor:
+        cursor.execute(query, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def wait_seconds(email: str, address: str, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Seconds until this email may sign in from this address again (0: now)."""
+    return _scalar("SELECT app.sign_in_wait(%s, %s)", [email, address], using) or 0
+
+
+def record_failure(email: str, address: str, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Count a failed sign-in; the seconds the pair is now locked out for (0: it is not)."""
+    return (
+        _scalar(
+            "SELECT app.sign_in_failed(%s, %s, %s, %s)",
+            [email, address, settings.AXES_FAILURE_LIMIT, cool_off_seconds()],
+            using,
+        )
+        or 0
+    )
+
+
+def clear_failures(address: str, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Clear the signed-in user's failures from this address (inside the user's context)."""
+    _scalar("SELECT app.sign_in_succeeded(%s)", [address], using)

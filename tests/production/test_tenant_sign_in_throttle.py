@@ -1,0 +1,252 @@
+"""The tenants' sign-in throttle (core/sign_in_throttle.py), through the README's logins.
+
+The requests go through Django's whole stack with the connection logged in as the web
+process's authenticator (hzm_web), as production runs them: the failures are counted in
+app.sign_in_failures by the runtime role's functions, and the owner ages them. Then the
+attacker: SQL inside a tenant user's request (the runtime role, and the authenticator
+after RESET ROLE) can neither read the failures nor clear the count of an account it is
+guessing.
+"""
+
+import datetime
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.db import connection, transaction
+from django.db.utils import DatabaseError
+from django.test import Client, override_settings
+
+from core.models import SignInFailure, User
+from hzm.db.context import as_runtime_role, tenant_context
+from tests.factories import UserFactory
+from tests.production.deployment import Deployment
+from tests.support import REPO_ROOT
+
+PASSWORD = "a tenant user's long passphrase"
+LIMIT = 3
+COOL_OFF = datetime.timedelta(minutes=10)
+WEB = override_settings(
+    HZM_SERVE="api", DEBUG=False, AXES_FAILURE_LIMIT=LIMIT, AXES_COOLOFF_TIME=COOL_OFF
+)
+LOGIN = "/api/v1/auth/login"
+README = (REPO_ROOT / "README.md").read_text()
+
+
+@pytest.fixture
+def user(deployment: Deployment) -> Iterator[User]:
+    """A tenant user of its own (made as the owner); its failure counts go afterwards."""
+    with deployment.connected_as("hzm_owner"):
+        found = UserFactory(email=f"guess-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD)
+    yield found
+    with deployment.connected_as("hzm_owner"):
+        SignInFailure.objects.filter(email=str(found.email).lower()).delete()
+
+
+def sign_in(email: str, password: str, address: str) -> tuple[Client, object]:
+    client = Client()
+    response = client.post(
+        LOGIN,
+        {"email": email, "password": password},
+        content_type="application/json",
+        headers={"X-Forwarded-For": address},
+    )
+    return client, response
+
+
+def status(email: str, password: str, address: str) -> int:
+    return sign_in(email, password, address)[1].status_code
+
+
+def failures(deployment: Deployment, email: str) -> list[tuple[str, int, bool]]:
+    with deployment.connected_as("hzm_owner"):
+        return sorted(
+            (f.ip_address, f.failures, f.locked_until is not None)
+            for f in SignInFailure.objects.filter(email=email.lower())
+        )
+
+
+@WEB
+def test_a_guessed_password_locks_the_email_out_from_that_address(deployment, user):
+    email, address = str(user.email), "198.51.100.31"
+    with deployment.connected_as("hzm_web"):
+        for _ in range(LIMIT - 1):
+            assert status(email, "wrong", address) == 401
+        _, locked = sign_in(email, "wrong", address)
+        assert locked.status_code == 429, locked.content
+        body = locked.json()
+        assert body["error"]["code"] == "too_many_requests", body
+        assert "too many failed sign-ins" in body["error"]["message"]
+        wait = int(locked["Retry-After"])
+        assert 0 < wait <= COOL_OFF.total_seconds()
+        # Locked out: the right password is refused too, and the email in another case.
+        assert status(email, PASSWORD, address) == 429
+        assert status(email.upper(), PASSWORD, address) == 429
+        # Another address signs in; another email from the locked address is not locked.
+        _, right = sign_in(email, PASSWORD, "203.0.113.31")
+        assert right.status_code == 200, right.content
+        assert status(f"other-{email}", "wrong", address) == 401
+    assert failures(deployment, email) == [(address, LIMIT, True)]
+
+
+@WEB
+def test_the_lock_out_ends_after_the_cool_off_and_a_sign_in_clears_the_count(deployment, user):
+    email, address = str(user.email), "198.51.100.32"
+    with deployment.connected_as("hzm_web"):
+        for _ in range(LIMIT):
+            status(email, "wrong", address)
+        assert status(email, PASSWORD, address) == 429
+    with deployment.connected_as("hzm_owner"):
+        SignInFailure.objects.filter(email=email.lower()).update(
+            last_failure=datetime.datetime.now(datetime.UTC) - COOL_OFF,
+            locked_until=datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1),
+        )
+    with deployment.connected_as("hzm_web"):
+        # A failure after the cool-off starts the count again: not locked out.
+        assert status(email, "wrong", address) == 401
+        assert failures(deployment, email) == [(address, 1, False)]
+    with deployment.connected_as("hzm_web"):
+        client, right = sign_in(email, PASSWORD, address)
+        assert right.status_code == 200, right.content
+        assert client.get("/api/v1/auth/session").status_code == 200
+    assert failures(deployment, email) == []
+    with deployment.connected_as("hzm_web"):
+        # Cleared: LIMIT - 1 new failures do not lock the pair out.
+        for _ in range(LIMIT - 1):
+            assert status(email, "wrong", address) == 401
+        assert status(email, PASSWORD, address) == 200
+
+
+@WEB
+def test_an_unknown_email_is_counted_like_a_known_one(deployment):
+    email, address = f"nobody-{uuid.uuid4().hex[:8]}@example.com", "198.51.100.33"
+    with deployment.connected_as("hzm_web"):
+        codes = [status(email, "wrong", address) for _ in range(LIMIT + 1)]
+    # The same answers as for a real account: the throttle tells no one which emails exist.
+    assert codes == [401] * (LIMIT - 1) + [429, 429]
+    with deployment.connected_as("hzm_owner"):
+        SignInFailure.objects.filter(email=email).delete()
+
+
+# --- The attacker ------------------------------------------------------------------------------
+
+
+def attacker_sql(deployment: Deployment, attacker: User, statement: str, params=None):
+    """`statement` inside the attacker's own tenant context, as the runtime role; the error."""
+    with deployment.connected_as("hzm_web"):
+        try:
+            with tenant_context(attacker.tenant_id, attacker.pk):
+                with connection.cursor() as cursor:
+                    cursor.execute(statement, params)
+                    return cursor.fetchall() if cursor.description else None
+        except DatabaseError as error:
+            return error
+
+
+@WEB
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT email, ip_address FROM app.sign_in_failures",
+        "DELETE FROM app.sign_in_failures",
+        "UPDATE app.sign_in_failures SET locked_until = NULL",
+        "INSERT INTO app.sign_in_failures (email, ip_address, failures, last_failure) "
+        "VALUES ('x', 'y', 1, now())",
+        "TRUNCATE app.sign_in_failures",
+        "RESET ROLE; SELECT email FROM app.sign_in_failures",
+        "RESET ROLE; DELETE FROM app.sign_in_failures",
+    ],
+)
+def test_injected_sql_cannot_read_or_rewrite_the_failures(deployment, user, statement):
+    with deployment.connected_as("hzm_owner"):
+        attacker = UserFactory(password=PASSWORD)
+    with deployment.connected_as("hzm_web"):
+        for _ in range(LIMIT):
+            status(str(user.email), "wrong", "198.51.100.34")
+    result = attacker_sql(deployment, attacker, statement)
+    assert isinstance(result, DatabaseError), result
+    assert "permission denied" in str(result), result
+    assert failures(deployment, str(user.email)) == [("198.51.100.34", LIMIT, True)]
+
+
+@WEB
+def test_injected_sql_clears_only_its_own_users_failures(deployment, user):
+    """app.sign_in_succeeded() takes the email from the verified context, not from the caller."""
+    address = "198.51.100.35"
+    with deployment.connected_as("hzm_owner"):
+        attacker = UserFactory(tenant=user.tenant, password=PASSWORD)
+    with deployment.connected_as("hzm_web"):
+        for who in (user, attacker):
+            for _ in range(LIMIT):
+                status(str(who.email), "wrong", address)
+    # The attacker's session is in the victim's tenant even: it clears its own count only.
+    assert attacker_sql(deployment, attacker, "SELECT app.sign_in_succeeded(%s)", [address]) == [
+        (None,)
+    ]
+    assert failures(deployment, str(attacker.email)) == []
+    assert failures(deployment, str(user.email)) == [(address, LIMIT, True)]
+    with deployment.connected_as("hzm_web"):
+        assert status(str(user.email), PASSWORD, address) == 429
+    with deployment.connected_as("hzm_owner"):
+        SignInFailure.objects.filter(email=str(attacker.email).lower()).delete()
+
+
+@WEB
+@pytest.mark.parametrize(
+    "limit, cool_off", [(0, 60), (3, 0), (3, 86401), (3, 2_000_000_000), (None, 60), (3, None)]
+)
+def test_injected_sql_cannot_lock_an_account_out_beyond_a_day(deployment, user, limit, cool_off):
+    with deployment.connected_as("hzm_owner"):
+        attacker = UserFactory(password=PASSWORD)
+    result = attacker_sql(
+        deployment,
+        attacker,
+        "SELECT app.sign_in_failed(%s, %s, %s, %s)",
+        [str(user.email), "198.51.100.36", limit, cool_off],
+    )
+    assert isinstance(result, DatabaseError), result
+    assert "sign-in throttle: limit" in str(result), result
+    assert failures(deployment, str(user.email)) == []
+
+
+@WEB
+def test_the_wait_outside_a_request_is_only_a_number(deployment, user):
+    """What the runtime role may learn without any context: whether a pair is locked out."""
+    address = "198.51.100.37"
+    with deployment.connected_as("hzm_web"):
+        for _ in range(LIMIT):
+            status(str(user.email), "wrong", address)
+        with as_runtime_role(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT app.sign_in_wait(%s, %s), app.sign_in_wait(%s, %s)",
+                [str(user.email).upper(), address, str(user.email), "203.0.113.37"],
+            )
+            locked, other = cursor.fetchone()
+            transaction.set_rollback(True)
+    assert 0 < locked <= COOL_OFF.total_seconds() and other == 0
+
+
+@WEB
+def test_the_readmes_unlock_command_lets_the_user_in(deployment, user):
+    """The README's command, as written there, with this user's email, as the owner."""
+    section = README.split("**Tenants' sign-in is throttled the same way.**")[1]
+    command = re.search(r"```sh\n(psql .*)\n```", section)[1]
+    assert "ada@example.com" in command
+    email, address = str(user.email), "198.51.100.38"
+    with deployment.connected_as("hzm_web"):
+        for _ in range(LIMIT):
+            status(email, "wrong", address)
+        assert status(email, PASSWORD, address) == 429
+    result = subprocess.run(
+        ["sh", "-c", command.replace("ada@example.com", email.upper())],
+        env={**os.environ, "MIGRATION_DATABASE_URL": deployment.url("hzm_owner")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "DELETE 1", result
+    with deployment.connected_as("hzm_web"):
+        assert status(email, PASSWORD, address) == 200
