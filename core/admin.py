@@ -16,7 +16,7 @@ from django.core.validators import MinValueValidator, RegexValidator, validate_s
 from django.utils.translation import gettext_lazy as _
 
 from cfg.models import Currency, Language
-from core.models import Tenant
+from core.models import SignInFailure, Tenant
 from hzm.admin import PlatformModelAdmin, SoftDeleteAdminMixin
 
 COLOUR_FIELDS = ("primary_color", "secondary_color")
@@ -269,6 +269,27 @@ class TenantAdmin(SoftDeleteAdminMixin, PlatformModelAdmin):
     @admin.display(description=_("created"), ordering="created_at")
     def created(self, obj: Tenant) -> str:
         return f"{obj.created_at:%Y-%m-%d}" if obj.created_at else "-"
+
+
+@admin.register(SignInFailure)
+class SignInFailureAdmin(PlatformModelAdmin):
+    """The tenants' sign-in lock-outs (core/sign_in_throttle.py): listed, never edited here.
+
+    Deleting a row unlocks that email from that address at once (otherwise the lock-out
+    ends by itself after AXES_COOLOFF_MINUTES). The admin's role may read and delete the
+    rows (core 0009), nothing else.
+    """
+
+    list_display = ("email", "ip_address", "failures", "last_failure", "locked_until")
+    search_fields = ("email", "ip_address")
+    ordering = ("-last_failure",)
+    date_hierarchy = "last_failure"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 admin.site.unregister(Group)

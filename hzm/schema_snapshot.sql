@@ -69,6 +69,7 @@
 -- migration core.0007_index_user_references ed28f80d3800e0e8
 -- migration hzm.0006_verified_tenant_context 8c7f43e356951b85
 -- migration core.0008_sign_in_throttle 0f53fcdf4da45a02
+-- migration core.0009_sign_in_failures_for_the_admin 8f6e5df9ca4a3d14
 -- migration ops.0006_cheaper_audit 3c4d7b9fb9e5732e
 -- migration generic_data.0007_containment_gin_first a01652c317af6322
 -- migration generic_data.0008_cheaper_writes 97d7988fe1a64703
@@ -3304,6 +3305,12 @@ $$;
 REVOKE EXECUTE ON FUNCTION "app"."sign_in_succeeded"(p_ip text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION "app"."sign_in_succeeded"(p_ip text) TO "{{runtime_role}}";
 CREATE INDEX "idx_sign_in_failures_last" ON "app"."sign_in_failures" ("last_failure");
+
+-- migration core.0009_sign_in_failures_for_the_admin
+--
+-- Grant SELECT, DELETE on core.signinfailure to the admin service role
+--
+GRANT SELECT, DELETE ON "app"."sign_in_failures" TO "{{runtime_role_admin}}";
 
 -- migration ops.0006_cheaper_audit
 --

@@ -4,6 +4,7 @@ import csv
 import datetime
 import io
 import json
+import uuid
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -23,7 +24,7 @@ from openpyxl import Workbook, load_workbook
 
 from cfg.admin import missing_translation_keys
 from cfg.models import Currency, ExchangeRate, Language, Translation
-from core.models import Tenant, User
+from core.models import SignInFailure, Tenant, User
 from hzm.admin import CompositeKeyAdmin, HzmAdminSite, db_default_initial
 from hzm.db import sql
 from ops.admin import audit_changes
@@ -212,6 +213,17 @@ def _audit_log_sample() -> AuditLog:
     return AuditLog.objects.order_by("-id").first()
 
 
+def _sign_in_failure_sample() -> SignInFailure:
+    now = datetime.datetime.now(datetime.UTC)
+    return SignInFailure.objects.create(
+        email=f"locked-{uuid.uuid4().hex[:8]}@example.com",
+        ip_address="198.51.100.90",
+        failures=5,
+        last_failure=now,
+        locked_until=now + datetime.timedelta(minutes=15),
+    )
+
+
 SAMPLES = {
     "billing.plan": lambda: PlanFactory(),
     "billing.subscription": lambda: SubscriptionFactory(),
@@ -229,6 +241,7 @@ SAMPLES = {
     "core.permission": lambda: PermissionFactory(),
     "core.project": lambda: ProjectFactory(),
     "core.role": lambda: RoleFactory(),
+    "core.signinfailure": lambda: _sign_in_failure_sample(),
     "core.tenant": lambda: TenantFactory(),
     "core.user": lambda: UserFactory(),
     "core.userrole": lambda: UserRoleFactory(),
@@ -245,11 +258,12 @@ def test_the_platform_admin_registers_the_issue_s_models_and_no_groups():
 
 # Admins that only show their rows: no add page. Notifications and the comms service's
 # queues are written by the platform's code (comms.admin's ViewOnlyMixin), the system log
-# only through ops.write_system_log().
+# only through ops.write_system_log(), the tenants' sign-in lock-outs only by the sign-in.
 READ_ONLY = {
     "comms.emailqueue",
     "comms.notification",
     "comms.webhookdelivery",
+    "core.signinfailure",
     "ops.auditlog",
     "ops.systemlog",
 }
@@ -1007,7 +1021,7 @@ def test_an_import_preview_shows_every_row_and_each_reason_as_text(signed_in: An
     table = page[page.index('id="import-rows"') :]
     assert "good.key" in table and "Fine text" in table and "bad.key" in table
     # The reason is text in the row, not a hover box (django-import-export's own markup).
-    assert '<li>language: &#x27;xx&#x27; is not in cfg.languages</li>' in table
+    assert "<li>language: &#x27;xx&#x27; is not in cfg.languages</li>" in table
     assert "validation-error-container" not in page
     assert not Translation.objects.exists()
 

@@ -250,3 +250,40 @@ def test_the_readmes_unlock_command_lets_the_user_in(deployment, user):
     assert result.returncode == 0 and result.stdout.strip() == "DELETE 1", result
     with deployment.connected_as("hzm_web"):
         assert status(email, PASSWORD, address) == 200
+
+
+ADMIN = override_settings(HZM_SERVE="admin", DEBUG=False)
+ADMIN_PASSWORD = "an admin's long passphrase"
+
+
+@WEB
+def test_the_admin_lists_a_lock_out_and_deleting_it_unlocks_the_user(deployment, user):
+    """Through the admin's own login (hzm_admin: SELECT and DELETE on the table, core 0009)."""
+    email, address = str(user.email), "198.51.100.39"
+    with deployment.connected_as("hzm_web"):
+        for _ in range(LIMIT):
+            status(email, "wrong", address)
+        assert status(email, PASSWORD, address) == 429
+    staff = f"ops-{uuid.uuid4().hex[:6]}@hzm.local"
+    deployment.manage(
+        "createsuperuser",
+        "--noinput",
+        DJANGO_SUPERUSER_EMAIL=staff,
+        DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
+    )
+    with ADMIN, deployment.connected_as("hzm_admin"):
+        admin = Client()
+        signed = admin.post(
+            "/admin/login/?next=/admin/", {"username": staff, "password": ADMIN_PASSWORD}
+        )
+        assert signed.status_code == 302, signed.content.decode()[:2000]
+        listed = admin.get("/admin/core/signinfailure/", {"q": email})
+        assert listed.status_code == 200
+        assert email.lower() in listed.content.decode()
+        assert admin.get("/admin/core/signinfailure/add/").status_code == 403
+        row = SignInFailure.objects.get(email=email.lower())
+        deleted = admin.post(f"/admin/core/signinfailure/{row.pk}/delete/", {"post": "yes"})
+        assert deleted.status_code == 302, deleted.content.decode()[:2000]
+    assert failures(deployment, email) == []
+    with deployment.connected_as("hzm_web"):
+        assert status(email, PASSWORD, address) == 200
