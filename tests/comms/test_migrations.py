@@ -69,7 +69,13 @@ def scratch(django_db_setup) -> Iterator[tuple[str, dict[str, str]]]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-            for leftover in (f"{role}_comms", f"{role}_billing", role):
+            # The runtime role and every service role migrate derived from it (the
+            # admin's from hzm 0004 too), or they would outlive the test in the cluster.
+            leftovers = admin.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname = %s OR rolname LIKE %s",
+                [role, role.replace("_", "\\_") + "\\_%"],
+            ).fetchall()
+            for (leftover,) in leftovers:
                 admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(leftover)))
 
 
