@@ -69,3 +69,34 @@ def record_failure(email: str, address: str, using: str = DEFAULT_DB_ALIAS) -> i
 def clear_failures(address: str, using: str = DEFAULT_DB_ALIAS) -> None:
     """Clear the signed-in user's failures from this address (inside the user's context)."""
     _scalar("SELECT app.sign_in_succeeded(%s)", [address], using)
+
+
+# --- The owner's side (manage.py sign_in_lockouts, sign_in_unlock) -------------------------
+
+
+def recorded_failures(email: str | None = None, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+    """The failures on record (core.SignInFailure rows), newest first; of one email if given.
+
+    Read as the owner: the runtime role holds no privilege on app.sign_in_failures.
+    """
+    from core.models import SignInFailure
+
+    rows = SignInFailure.objects.using(using).order_by("-last_failure", "email", "ip_address")
+    if email is not None:
+        rows = rows.filter(email=email.lower())
+    return list(rows)
+
+
+def unlock(email: str, address: str | None = None, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Forget the failures of `email` (from `address`, or from every address): unlocked.
+
+    The email in any case, as the throttle counts it; the number of (email, address)
+    pairs forgotten.
+    """
+    from core.models import SignInFailure
+
+    rows = SignInFailure.objects.using(using).filter(email=email.lower())
+    if address is not None:
+        rows = rows.filter(ip_address=address)
+    deleted, _ = rows.delete()
+    return deleted

@@ -48,6 +48,9 @@ OWNER_COMMANDS = {
     "create_project": ["--tenant", "acme", "--owner", "ada@acme.test", "Shop"],
     "issue_api_key": ["--project", "1", "--name", "first key"],
     "revoke_api_key": ["hzm_0123456789ab", "--reason", "leaked"],
+    # The tenants' sign-in lock-outs (core/sign_in_throttle.py).
+    "sign_in_lockouts": [],
+    "sign_in_unlock": ["ada@example.com"],
 }
 SUPERUSER = {"DJANGO_SUPERUSER_EMAIL": "ops@example.com", "DJANGO_SUPERUSER_PASSWORD": "x" * 16}
 

@@ -9,9 +9,10 @@ guessing.
 """
 
 import datetime
-import os
 import re
+import shlex
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -229,27 +230,90 @@ def test_the_wait_outside_a_request_is_only_a_number(deployment, user):
     assert 0 < locked <= COOL_OFF.total_seconds() and other == 0
 
 
-@WEB
-def test_the_readmes_unlock_command_lets_the_user_in(deployment, user):
-    """The README's command, as written there, with this user's email, as the owner."""
+def readme_unlock_commands() -> list[list[str]]:
+    """The README's sign_in_* commands, as written there: each one's manage.py arguments."""
     section = README.split("**Tenants' sign-in is throttled the same way.**")[1]
-    command = re.search(r"```sh\n(psql .*)\n```", section)[1]
-    assert "ada@example.com" in command
-    email, address = str(user.email), "198.51.100.38"
+    block = re.search(r"```sh\n(.*?)\n```", section, re.S)[1]
+    return [
+        shlex.split(line.split("#", 1)[0])[2:]
+        for line in block.splitlines()
+        if line.startswith("python manage.py sign_in_")
+    ]
+
+
+@WEB
+def test_the_readmes_unlock_commands_list_and_unlock_the_user(deployment, user):
+    """The README's commands, with this user's email and addresses, as the operator runs them
+    (DATABASE_URL the web login's, MIGRATION_DATABASE_URL the owner's)."""
+    commands = readme_unlock_commands()
+    assert [arguments[0] for arguments in commands] == [
+        "sign_in_lockouts",
+        "sign_in_lockouts",
+        "sign_in_unlock",
+        "sign_in_unlock",
+    ]
+    list_all, list_one, unlock_one_address, unlock_everywhere = commands
+    email, first, second = str(user.email), "198.51.100.7", "198.51.100.38"
+    assert "ada@example.com" in list_one and first in unlock_one_address
+
+    def run(arguments: list[str]) -> str:
+        named = [email.upper() if value == "ada@example.com" else value for value in arguments]
+        return deployment.manage(*named).stdout
+
+    with deployment.connected_as("hzm_web"):
+        for address in (first, second):
+            for _ in range(LIMIT):
+                status(email, "wrong", address)
+            assert status(email, PASSWORD, address) == 429
+    listed = [line.split("\t") for line in run(list_all).splitlines()]
+    mine = sorted(line for line in listed if line[0] == email.lower())
+    assert sorted((line[1], line[2]) for line in mine) == sorted(
+        [(first, f"{LIMIT} failure(s)"), (second, f"{LIMIT} failure(s)")]
+    ), listed
+    assert all(line[4].startswith("locked out until ") for line in mine), mine
+    assert sorted(run(list_one).splitlines()) == sorted("\t".join(line) for line in mine)
+
+    assert run(unlock_one_address) == f"{email.lower()}: unlocked, 1 address(es) forgotten\n"
+    with deployment.connected_as("hzm_web"):
+        assert status(email, PASSWORD, second) == 429  # the other address stays locked
+    assert failures(deployment, email) == [(second, LIMIT, True)]
+    assert run(unlock_everywhere) == f"{email.lower()}: unlocked, 1 address(es) forgotten\n"
+    assert run(unlock_everywhere) == f"{email.lower()}: no failed sign-ins on record\n"
+    with deployment.connected_as("hzm_web"):
+        assert status(email, PASSWORD, first) == 200
+        assert status(email, PASSWORD, second) == 200
+
+
+@WEB
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--ip", "198.51.100.999"], "--ip '198.51.100.999' is not an IPv4 or IPv6 address"),
+        (["--ip", "'; DROP TABLE x"], "is not an IPv4 or IPv6 address"),
+        (["x" * 300 + "@example.com"], "is not an email the throttle counts"),
+    ],
+)
+def test_unlock_refuses_bad_arguments_before_deleting_anything(
+    deployment, user, arguments, message
+):
+    email, address = str(user.email), "198.51.100.39"
     with deployment.connected_as("hzm_web"):
         for _ in range(LIMIT):
             status(email, "wrong", address)
-        assert status(email, PASSWORD, address) == 429
+    # A good email first: nothing of it is deleted either.
     result = subprocess.run(
-        ["sh", "-c", command.replace("ada@example.com", email.upper())],
-        env={**os.environ, "MIGRATION_DATABASE_URL": deployment.url("hzm_owner")},
+        [sys.executable, "manage.py", "sign_in_unlock", email, *arguments],
+        cwd=REPO_ROOT,
+        env=deployment.environment(),
         capture_output=True,
         text=True,
+        timeout=300,
         check=False,
     )
-    assert result.returncode == 0 and result.stdout.strip() == "DELETE 1", result
-    with deployment.connected_as("hzm_web"):
-        assert status(email, PASSWORD, address) == 200
+    assert result.returncode == 1, result
+    assert result.stderr.startswith("CommandError: ") and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert failures(deployment, email) == [(address, LIMIT, True)]
 
 
 ADMIN = override_settings(HZM_SERVE="admin", DEBUG=False)
