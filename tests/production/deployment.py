@@ -6,7 +6,8 @@ and the tests then connect as the logins the README creates:
 
 - `hzm_owner`: owns everything, runs migrate and the owner's commands;
 - `hzm_web`: the web process's authenticator (NOINHERIT, granted only the runtime role);
-- `hzm_admin`: the platform admin's process (the admin role, BYPASSRLS).
+- `hzm_admin`: the platform admin's process (the admin role, BYPASSRLS);
+- `hzm_watchdog`: `manage.py watchdog` (sees and ends backends, reads no table).
 
 Only names and passwords are substituted in the README's text: the database's, the
 runtime role's (settings.HZM_APP_ROLE) and the logins', which get a suffix of this test
@@ -40,7 +41,7 @@ from tests import support
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
-LOGINS = ("hzm_web", "hzm_admin", "hzm_owner")
+LOGINS = ("hzm_web", "hzm_admin", "hzm_owner", "hzm_watchdog")
 # The embedded cluster trusts its private socket; PgBouncer in the tests trusts loopback.
 # Passwords are set anyway, as the README says, so the SQL runs unchanged.
 PASSWORD = "not-a-secret"
