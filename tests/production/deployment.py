@@ -38,6 +38,7 @@ from psycopg import sql
 from hzm.db.operations import runtime_role
 from hzm.deploy.connection import use_database
 from tests import support
+from tests.production.servers import BouncerAddress, pgbouncer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
@@ -164,6 +165,20 @@ class Deployment:
             f"{result.stdout}\n{result.stderr}"
         )
         return result
+
+    @contextmanager
+    def pgbouncer(self, logins: tuple[str, ...], pool_size: int) -> Iterator[BouncerAddress]:
+        """PgBouncer in transaction mode in front of this database, for the README's `logins`."""
+        params = support.server_params(self.dbname)
+        with pgbouncer(
+            str(params["host"]),
+            int(params.get("port") or 5432),
+            self.dbname,
+            [self.login(name) for name in logins],
+            pool_mode="transaction",
+            pool_size=pool_size,
+        ) as address:
+            yield address
 
     @contextmanager
     def connected_as(self, login: str) -> Iterator[None]:

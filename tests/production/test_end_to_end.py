@@ -20,13 +20,11 @@ from core.models import ApiKey
 from core.rbac import Role, UserRole
 from generic_data.models import GenericData
 from ops.models import AuditLog
-from tests import support
 from tests.factories import ProjectFactory
 from tests.production.deployment import Deployment
 from tests.production.servers import (
     HttpSession,
     gunicorn_server,
-    pgbouncer,
     production_environment,
 )
 
@@ -38,15 +36,7 @@ FIELDS = [{"name": "title", "type": "text", "required": True}]
 
 @pytest.fixture(scope="module")
 def bouncer(deployment: Deployment) -> Iterator[Any]:
-    params = support.server_params(deployment.dbname)
-    with pgbouncer(
-        str(params["host"]),
-        int(params.get("port") or 5432),
-        deployment.dbname,
-        [deployment.login(name) for name in ("hzm_web", "hzm_admin", "hzm_owner")],
-        pool_mode="transaction",
-        pool_size=3,
-    ) as address:
+    with deployment.pgbouncer(("hzm_web", "hzm_admin", "hzm_owner"), pool_size=3) as address:
         yield address
 
 

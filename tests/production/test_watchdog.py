@@ -29,7 +29,6 @@ from hzm.db.operations import runtime_role
 from hzm.deploy.connection import MIGRATE_LOCK_KEY
 from tests import support
 from tests.production.deployment import README, Deployment
-from tests.production.servers import pgbouncer
 
 MAX_TRANSACTION = "3s"
 EVERY = "1s"
@@ -169,15 +168,8 @@ def test_a_locked_table_and_a_sleep_with_every_timeout_lifted_are_ended(deployme
 
 @pytest.fixture(scope="module")
 def bouncer(deployment: Deployment) -> Iterator[Any]:
-    params = support.server_params(deployment.dbname)
-    with pgbouncer(
-        str(params["host"]),
-        int(params.get("port") or 5432),
-        deployment.dbname,
-        [deployment.login("hzm_web")],
-        pool_mode="transaction",
-        pool_size=1,
-    ) as address:
+    # One server connection: the attacker's is the one the next client gets.
+    with deployment.pgbouncer(("hzm_web",), pool_size=1) as address:
         yield address
 
 
