@@ -8,7 +8,9 @@ password is hashed, whether or not the password is right. Other addresses, and o
 emails from the same address, sign in as before. A successful sign-in clears the pair.
 
 The counts are app.sign_in_failures, which the web process's role cannot read; it calls
-the SECURITY DEFINER functions of core/migrations/0008_sign_in_throttle.py.
+the SECURITY DEFINER functions of core/migrations/0008_sign_in_throttle.py. A failure is
+counted only with the web process's signature for this transaction (core 0010), so SQL
+injected into a request cannot lock out an email from an address it names.
 """
 
 from typing import Any
@@ -17,7 +19,11 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest
 
+from hzm.db import context_tokens
+from hzm.db.context import backend
+from hzm.db.context_tokens import Backend
 from hzm.proxies import client_ip
+from hzm.secrets import context_keys
 
 # Longer emails, or ones PostgreSQL's text cannot hold, never name a user
 # (core.auth.authenticate_credentials refuses them unread): nothing to guess, nothing to count.
@@ -54,12 +60,45 @@ def wait_seconds(email: str, address: str, using: str = DEFAULT_DB_ALIAS) -> int
     return _scalar("SELECT app.sign_in_wait(%s, %s)", [email, address], using) or 0
 
 
+def failure_message(email: str, address: str, limit: int, cool_off: int, at: Backend) -> str:
+    """What a failure's signature covers, as app.count_sign_in_failure() builds it
+    (core 0010):
+    the email and address (hex of their UTF-8), the limit, the cool-off, the transaction."""
+    return ".".join(
+        (
+            "sign-in-failure",
+            "v1",
+            email.encode("utf-8").hex(),
+            address.encode("utf-8").hex(),
+            str(limit),
+            str(cool_off),
+            str(at.pid),
+            str(at.transaction_start),
+        )
+    )
+
+
+def failure_signature(
+    email: str, address: str, limit: int, cool_off: int, at: Backend, key: bytes
+) -> str:
+    """The signature app.count_sign_in_failure() requires: HMAC-SHA256 of failure_message()."""
+    return context_tokens.signature(failure_message(email, address, limit, cool_off, at), key)
+
+
 def record_failure(email: str, address: str, using: str = DEFAULT_DB_ALIAS) -> int:
-    """Count a failed sign-in; the seconds the pair is now locked out for (0: it is not)."""
+    """Count a failed sign-in; the seconds the pair is now locked out for (0: it is not).
+
+    Signed for this transaction with HZM_CONTEXT_KEY: the database counts no failure that
+    the web process did not sign, so SQL injected into a request cannot lock a pair out.
+    """
+    limit, cool_off = settings.AXES_FAILURE_LIMIT, cool_off_seconds()
+    signature = failure_signature(
+        email, address, limit, cool_off, backend(using), context_keys()[0]
+    )
     return (
         _scalar(
-            "SELECT app.sign_in_failed(%s, %s, %s, %s)",
-            [email, address, settings.AXES_FAILURE_LIMIT, cool_off_seconds()],
+            "SELECT app.count_sign_in_failure(%s, %s, %s, %s, %s)",
+            [email, address, limit, cool_off, signature],
             using,
         )
         or 0

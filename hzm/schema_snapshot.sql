@@ -70,6 +70,7 @@
 -- migration hzm.0006_verified_tenant_context 8c7f43e356951b85
 -- migration core.0008_sign_in_throttle 0f53fcdf4da45a02
 -- migration core.0009_sign_in_failures_for_the_admin 8f6e5df9ca4a3d14
+-- migration core.0010_signed_sign_in_failures 21ab0b8c4169fd2f
 -- migration ops.0006_cheaper_audit 3c4d7b9fb9e5732e
 -- migration generic_data.0007_containment_gin_first a01652c317af6322
 -- migration generic_data.0008_cheaper_writes 97d7988fe1a64703
@@ -3311,6 +3312,72 @@ CREATE INDEX "idx_sign_in_failures_last" ON "app"."sign_in_failures" ("last_fail
 -- Grant SELECT, DELETE on core.signinfailure to the admin service role
 --
 GRANT SELECT, DELETE ON "app"."sign_in_failures" TO "{{runtime_role_admin}}";
+
+-- migration core.0010_signed_sign_in_failures
+--
+-- Install function app.count_sign_in_failure(p_email text, p_ip text, p_limit int, p_cool_off_seconds int, p_signature text)
+--
+CREATE OR REPLACE FUNCTION "app"."count_sign_in_failure"(p_email text, p_ip text, p_limit int, p_cool_off_seconds int, p_signature text)
+RETURNS int LANGUAGE plpgsql SECURITY DEFINER SET search_path = "pg_catalog", "pg_temp" AS $$
+DECLARE
+  v_message text;
+  v_key bytea;
+  v_signed boolean := false;
+  v_cool_off interval;
+  v_locked_until timestamptz;
+BEGIN
+  IF p_limit IS NULL OR p_limit < 1
+     OR p_cool_off_seconds IS NULL OR p_cool_off_seconds NOT BETWEEN 1 AND 86400 THEN
+    RAISE EXCEPTION 'sign-in throttle: limit % and cool-off % s (the limit at least 1, the '
+                    'cool-off 1 to 86400 seconds)', p_limit, p_cool_off_seconds
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_message := 'sign-in-failure.v1.'
+    || encode(convert_to(p_email, 'UTF8'), 'hex') || '.'
+    || encode(convert_to(coalesce(p_ip, ''), 'UTF8'), 'hex') || '.'
+    || p_limit::text || '.' || p_cool_off_seconds::text || '.'
+    || pg_backend_pid()::text || '.' || ((extract(epoch FROM now()) * 1000000)::bigint)::text;
+  FOREACH v_key IN ARRAY hzm_private.verifying_keys() LOOP
+    IF encode(public.hmac(convert_to(v_message, 'UTF8'), v_key, 'sha256'), 'hex')
+       = p_signature THEN
+      v_signed := true;
+      EXIT;
+    END IF;
+  END LOOP;
+  IF p_email IS NULL OR NOT v_signed THEN
+    RAISE EXCEPTION 'sign-in throttle: this failure is not signed for this transaction'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  v_cool_off := make_interval(secs => p_cool_off_seconds);
+  INSERT INTO app.sign_in_failures AS f (email, ip_address, failures, last_failure, locked_until)
+  VALUES (lower(p_email), coalesce(p_ip, ''), 1, now(),
+          CASE WHEN p_limit <= 1 THEN now() + v_cool_off END)
+  ON CONFLICT (email, ip_address) DO UPDATE SET
+    failures = CASE WHEN f.last_failure > now() - v_cool_off THEN f.failures + 1 ELSE 1 END,
+    last_failure = now(),
+    locked_until = CASE
+      WHEN (CASE WHEN f.last_failure > now() - v_cool_off THEN f.failures + 1 ELSE 1 END)
+           >= p_limit
+      THEN now() + v_cool_off END
+  RETURNING f.locked_until INTO v_locked_until;
+  -- Rows older than any cool-off count for nothing: a few go with each new failure.
+  DELETE FROM app.sign_in_failures AS o
+  WHERE o.ctid = ANY (ARRAY(
+    SELECT x.ctid FROM app.sign_in_failures AS x
+    WHERE x.last_failure < now() - interval '1 day'
+      AND (x.locked_until IS NULL OR x.locked_until < now())
+    LIMIT 100));
+  RETURN coalesce(ceil(extract(epoch FROM v_locked_until - now()))::int, 0);
+END$$;
+--
+-- Grant execute on app.count_sign_in_failure(p_email text, p_ip text, p_limit int, p_cool_off_seconds int, p_signature text) to the runtime role only
+--
+REVOKE EXECUTE ON FUNCTION "app"."count_sign_in_failure"(p_email text, p_ip text, p_limit int, p_cool_off_seconds int, p_signature text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "app"."count_sign_in_failure"(p_email text, p_ip text, p_limit int, p_cool_off_seconds int, p_signature text) TO "{{runtime_role}}";
+--
+-- Revoke execute on app.sign_in_failed(p_email text, p_ip text, p_limit int, p_cool_off_seconds int) from the runtime role
+--
+REVOKE EXECUTE ON FUNCTION "app"."sign_in_failed"(p_email text, p_ip text, p_limit int, p_cool_off_seconds int) FROM "{{runtime_role}}";
 
 -- migration ops.0006_cheaper_audit
 --

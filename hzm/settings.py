@@ -177,7 +177,7 @@ if AXES_FAILURE_LIMIT < 1 or _cool_off_minutes < 1:
         f"AXES_FAILURE_LIMIT={AXES_FAILURE_LIMIT}, AXES_COOLOFF_MINUTES={_cool_off_minutes}: "
         "both must be whole numbers of at least 1 (defaults 5 and 15)"
     )
-# app.sign_in_failed() (the tenants' throttle) locks a pair out for at most a day.
+# app.count_sign_in_failure() (the tenants' throttle) locks a pair out for at most a day.
 if _cool_off_minutes > 1440:
     from django.core.exceptions import ImproperlyConfigured
 

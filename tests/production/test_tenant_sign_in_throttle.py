@@ -21,8 +21,11 @@ from django.db import connection, transaction
 from django.db.utils import DatabaseError
 from django.test import Client, override_settings
 
+from core import sign_in_throttle
 from core.models import SignInFailure, User
-from hzm.db.context import as_runtime_role, tenant_context
+from hzm.db.context import as_runtime_role, backend, tenant_context
+from hzm.db.context_tokens import Backend
+from hzm.secrets import context_keys
 from tests.factories import UserFactory
 from tests.production.deployment import Deployment
 from tests.support import REPO_ROOT
@@ -205,12 +208,85 @@ def test_injected_sql_cannot_lock_an_account_out_beyond_a_day(deployment, user, 
     result = attacker_sql(
         deployment,
         attacker,
-        "SELECT app.sign_in_failed(%s, %s, %s, %s)",
-        [str(user.email), "198.51.100.36", limit, cool_off],
+        "SELECT app.count_sign_in_failure(%s, %s, %s, %s, %s)",
+        [str(user.email), "198.51.100.36", limit, cool_off, "0" * 64],
     )
     assert isinstance(result, DatabaseError), result
     assert "sign-in throttle: limit" in str(result), result
     assert failures(deployment, str(user.email)) == []
+
+
+def signed_elsewhere(email: str, address: str, limit: int, cool_off: int) -> str:
+    """A signature with the real key, as if seen in another transaction: another backend's."""
+    other = Backend(pid=1, transaction_start=1_700_000_000_000_000)
+    return sign_in_throttle.failure_signature(
+        email, address, limit, cool_off, other, context_keys()[0]
+    )
+
+
+@WEB
+@pytest.mark.parametrize("how", ["unsigned", "empty", "forged", "another transaction's", "0008's"])
+def test_injected_sql_cannot_count_a_failure_the_web_process_did_not_sign(deployment, user, how):
+    """A victim's email from the victim's own address: over HTTP only the victim could fail
+    from there, so injected SQL must not be able to either."""
+    with deployment.connected_as("hzm_owner"):
+        attacker = UserFactory(password=PASSWORD)
+    email, address = str(user.email), "198.51.100.40"
+    limit, cool_off = 1, 86400  # one failure would lock the victim out for a day
+    statement = "SELECT app.count_sign_in_failure(%s, %s, %s, %s, %s)"
+    params = [email, address, limit, cool_off]
+    if how == "0008's":
+        statement, signature = "SELECT app.sign_in_failed(%s, %s, %s, %s)", None
+    else:
+        signature = {
+            "unsigned": None,
+            "empty": "",
+            "forged": "f" * 64,
+            "another transaction's": signed_elsewhere(email, address, limit, cool_off),
+        }[how]
+        params.append(signature)
+    result = attacker_sql(deployment, attacker, statement, params)
+    assert isinstance(result, DatabaseError), result
+    if how == "0008's":
+        assert "permission denied for function sign_in_failed" in str(result), result
+    else:
+        assert "sign-in throttle: this failure is not signed for this transaction" in str(result)
+    assert failures(deployment, email) == []
+    with deployment.connected_as("hzm_web"):
+        assert status(email, PASSWORD, address) == 200
+
+
+@WEB
+def test_a_signature_counts_only_the_failure_it_was_made_for(deployment, user):
+    """The web process's own signature for this transaction, with any one thing changed."""
+    with deployment.connected_as("hzm_owner"):
+        attacker = UserFactory(password=PASSWORD)
+    email, address, limit, cool_off = str(user.email), "198.51.100.41", 3, 600
+    with deployment.connected_as("hzm_web"):
+        with tenant_context(attacker.tenant_id, attacker.pk):
+            at = backend()
+            good = sign_in_throttle.failure_signature(
+                email, address, limit, cool_off, at, context_keys()[0]
+            )
+            changed = [
+                [email.upper(), address, limit, cool_off],
+                [email, "198.51.100.42", limit, cool_off],
+                [email, address, 1, cool_off],
+                [email, address, limit, 86400],
+            ]
+            for params in changed:
+                with pytest.raises(DatabaseError, match="not signed for this transaction"):
+                    with transaction.atomic(), connection.cursor() as cursor:
+                        cursor.execute(
+                            "SELECT app.count_sign_in_failure(%s, %s, %s, %s, %s)", [*params, good]
+                        )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT app.count_sign_in_failure(%s, %s, %s, %s, %s)",
+                    [email, address, limit, cool_off, good],
+                )
+                assert cursor.fetchone() == (0,)  # counted: one failure of three
+    assert failures(deployment, email) == [(address, 1, False)]
 
 
 @WEB

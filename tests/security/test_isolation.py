@@ -487,12 +487,13 @@ REVIEWED_SECURITY_DEFINER_FUNCTIONS = [
     # tenant and user come from the context.
     "ops.write_system_log(text,text,text,jsonb,text)",
 ]
-# The tenants' sign-in throttle (core/migrations/0008; tests/production/
+# The tenants' sign-in throttle (core/migrations/0008 and 0010; tests/production/
 # test_tenant_sign_in_throttle.py attacks them): the wait of one email and address, a
-# failure of one (the cool-off at most a day), and clearing the failures of the verified
-# context's own user only. None of them returns a row of app.sign_in_failures.
+# failure of one signed by the web process for this transaction (the cool-off at most a
+# day), and clearing the failures of the verified context's own user only. None of them
+# returns a row of app.sign_in_failures. 0008's unsigned failure is the owner's only.
 REVIEWED_SECURITY_DEFINER_FUNCTIONS += [
-    "app.sign_in_failed(text,text,integer,integer)",
+    "app.count_sign_in_failure(text,text,integer,integer,text)",
     "app.sign_in_succeeded(text)",
     "app.sign_in_wait(text,text)",
 ]
