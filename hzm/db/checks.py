@@ -520,8 +520,30 @@ def _check_hardening(cursor: Any, declared: Declared, roles: list[str]) -> list[
 
 
 def _check_definer_functions(cursor: Any, declared: Declared, roles: list[str]) -> list[Finding]:
-    """No SECURITY DEFINER function executable by PUBLIC, or by a role not granted it."""
+    """No SECURITY DEFINER function executable by PUBLIC, or by a role not granted it.
+
+    The grants are declared by a function's name (GrantExecute), so a SECURITY DEFINER
+    function may not share its name with another function: an overload's grants could
+    not be told apart, and one would pass for the other.
+    """
     findings = []
+    for name, signatures in _rows(
+        cursor,
+        "SELECT n.nspname || '.' || p.proname, "
+        "array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) "
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = ANY(%s) GROUP BY 1 "
+        "HAVING count(*) > 1 AND bool_or(p.prosecdef)",
+        [list(PLATFORM_SCHEMAS)],
+    ):
+        findings.append(
+            Finding(
+                "error",
+                name,
+                f"a SECURITY DEFINER function shares its name ({', '.join(signatures)}): "
+                "dbdoctor tells grants apart by name; give each function a name of its own",
+            )
+        )
     for name, signature, public, holders in _rows(
         cursor,
         "SELECT n.nspname || '.' || p.proname, p.oid::regprocedure::text, "

@@ -134,6 +134,14 @@ def test_declarations_come_from_the_applied_migrations():
             "ERROR: app.auth_login(text): hzm_app_comms may execute it, not declared",
         ),
         (
+            # An overload of a definer function: its grants could pass for the other's.
+            "CREATE FUNCTION app.auth_login(text, text) RETURNS int LANGUAGE sql "
+            "SECURITY DEFINER AS 'SELECT 1'",
+            "ERROR: app.auth_login: a SECURITY DEFINER function shares its name "
+            "(app.auth_login(text), app.auth_login(text,text)): dbdoctor tells grants apart "
+            "by name; give each function a name of its own",
+        ),
+        (
             "DO $$ BEGIN EXECUTE format('GRANT TEMPORARY ON DATABASE %I TO hzm_app', "
             "current_database()); END $$",
             "ERROR: role hzm_app: may create temporary tables (TEMPORARY on the database)",
