@@ -48,7 +48,8 @@ def readme_watchdog_arguments(**durations: str) -> list[str]:
     return arguments
 
 
-def as_deployed(deployment: Deployment, arguments: list[str]) -> list[str]:
+def with_deployed_logins(deployment: Deployment, arguments: list[str]) -> list[str]:
+    """The README's login names in `arguments` as this deployment names them."""
     return [deployment.login(word) if word == "hzm_web" else word for word in arguments]
 
 
@@ -58,7 +59,7 @@ def running_watchdog(deployment: Deployment) -> Iterator[subprocess.Popen]:
     arguments = readme_watchdog_arguments(max_transaction=MAX_TRANSACTION, every=EVERY)
     assert arguments[:3] == ["watchdog", "--login", "hzm_web"], arguments
     process = subprocess.Popen(
-        [sys.executable, "manage.py", *as_deployed(deployment, arguments)],
+        [sys.executable, "manage.py", *with_deployed_logins(deployment, arguments)],
         cwd=support.REPO_ROOT,
         env=deployment.environment(DATABASE_URL=deployment.url("hzm_watchdog")),
         stdout=subprocess.PIPE,
