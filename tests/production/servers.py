@@ -239,6 +239,19 @@ def _conninfo_value(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_pgbouncer_settings() -> list[str]:
+    """The README's pgbouncer.ini lines for production (Serving in production)."""
+    block = re.search(
+        r"```ini\n; pgbouncer\.ini, \[pgbouncer\].*?\n(.*?)```", README.read_text(), re.S
+    )
+    if block is None:
+        raise ServerError("README.md: no ```ini block '; pgbouncer.ini, [pgbouncer] ...'")
+    return [line for line in block[1].splitlines() if line.strip()]
+
+
 def pgbouncer_ini(
     *,
     port: int,
@@ -250,12 +263,14 @@ def pgbouncer_ini(
     pool_size: int,
     max_client_conn: int,
 ) -> str:
-    """The text of a pgbouncer.ini for one test PgBouncer."""
-    reset = (
-        "; Transaction and statement pooling never run it (only session pooling does).\n"
-        "server_reset_query =\n"
-        if pool_mode != "session"
-        else ""
+    """The text of a pgbouncer.ini for one test PgBouncer.
+
+    In transaction mode with the README's production lines, as they are written there.
+    """
+    pooling = (
+        "\n".join(readme_pgbouncer_settings())
+        if pool_mode == "transaction"
+        else f"pool_mode = {pool_mode}"
     )
     return f"""\
 ; Written by tests/production/servers.py for one test run.
@@ -271,12 +286,12 @@ unix_socket_dir =
 ; because this PgBouncer listens on loopback and lives for one test.
 auth_type = trust
 auth_file = {auth_file}
-pool_mode = {pool_mode}
+{pooling}
 default_pool_size = {pool_size}
 min_pool_size = 0
 reserve_pool_size = 0
 max_client_conn = {max_client_conn}
-{reset}; Startup parameters psycopg or Django may send, which PgBouncer does not track.
+; Startup parameters psycopg or Django may send, which PgBouncer does not track.
 ignore_startup_parameters = extra_float_digits,options
 """
 

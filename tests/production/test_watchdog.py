@@ -3,8 +3,8 @@
 The attacker holds what SQL injected into a request holds: a session of the web process's
 authenticator (hzm_web) switched to the runtime role. It lifts its own timeouts and holds
 a lock: ACCESS EXCLUSIVE on core.users while it sleeps (every sign-in waits), or migrate's
-advisory key at session level through PgBouncer in transaction mode (the lock stays on
-the pooled server connection after the attacker has gone; every deploy waits). The
+advisory key at session level on a connection that lives on after the request (every
+deploy waits). The
 README's watchdog command ends those backends and nothing else: not the web login's
 ordinary sessions, not the owner's long transaction. The command runs exactly as the
 README writes it but for its two durations, scaled from minutes to seconds.
@@ -167,13 +167,6 @@ def test_a_locked_table_and_a_sleep_with_every_timeout_lifted_are_ended(deployme
         owner.close()
 
 
-@pytest.fixture(scope="module")
-def bouncer(deployment: Deployment) -> Iterator[Any]:
-    # One server connection: the attacker's is the one the next client gets.
-    with deployment.pgbouncer(("hzm_web",), pool_size=1) as address:
-        yield address
-
-
 def migrate_lock_is_free(deployment: Deployment) -> bool:
     with connect(deployment, "hzm_owner", autocommit=True) as owner:
         (taken,) = owner.execute("SELECT pg_try_advisory_lock(%s, %s)", MIGRATE_LOCK_KEY).fetchone()
@@ -182,24 +175,28 @@ def migrate_lock_is_free(deployment: Deployment) -> bool:
         return taken
 
 
-def test_migrates_lock_left_on_a_pooled_connection_is_ended(deployment, bouncer):
-    url = bouncer.url(deployment.login("hzm_web"), deployment.dbname)
-    with psycopg.connect(url) as attacker, attacker.cursor() as cursor:
-        lifted_bounds(cursor)
-        cursor.execute("SELECT pg_advisory_lock(%s, %s), pg_backend_pid()", MIGRATE_LOCK_KEY)
-        _, server_pid = cursor.fetchone()  # the pooled server connection's backend
-    # The attacker has gone; its server connection, back in the pool, still holds the lock.
-    assert not migrate_lock_is_free(deployment)
-    with running_watchdog(deployment) as process:
-        until(lambda: migrate_lock_is_free(deployment), "held")
-        out, err = watchdog_output(process)
-    assert out.splitlines() == [
-        f"backend {server_pid} of {deployment.login('hzm_web')} ended: holding an advisory "
-        "lock outside any transaction (state idle; last statement: COMMIT)"
-    ], (out, err)
-    # The pool opens a new server connection for the next client.
-    with psycopg.connect(url) as client:
-        assert client.execute("SELECT 1").fetchone() == (1,)
+def test_migrates_lock_held_by_an_idle_web_session_is_ended(deployment):
+    """A web connection that lives on (CONN_MAX_AGE above 0, or a PgBouncer without the
+    README's reset: tests/production/test_pooled_session_state.py) keeps a session-level
+    advisory lock after the request's transaction, idle, and every deploy waits for it."""
+    attacker = connect(deployment, "hzm_web", autocommit=True)
+    try:
+        with attacker.transaction():
+            lifted_bounds(attacker.cursor())
+            attacker.execute("SELECT pg_advisory_lock(%s, %s)", MIGRATE_LOCK_KEY)
+        assert not migrate_lock_is_free(deployment)
+        with running_watchdog(deployment) as process:
+            until(lambda: migrate_lock_is_free(deployment), "held")
+            out, err = watchdog_output(process)
+        assert out.splitlines() == [
+            f"backend {attacker.info.backend_pid} of {deployment.login('hzm_web')} ended: "
+            "holding an advisory lock outside any transaction (state idle; last statement: "
+            "COMMIT)"
+        ], (out, err)
+        with pytest.raises(psycopg.OperationalError):
+            attacker.execute("SELECT 1")
+    finally:
+        attacker.close()
 
 
 # --- Refusals --------------------------------------------------------------------------------
