@@ -262,10 +262,13 @@ def pgbouncer_ini(
     pool_mode: str,
     pool_size: int,
     max_client_conn: int,
+    overrides: dict[str, str] | None = None,
 ) -> str:
     """The text of a pgbouncer.ini for one test PgBouncer.
 
-    In transaction mode with the README's production lines, as they are written there.
+    In transaction mode with the README's production lines, as they are written there;
+    `overrides` come last, and PgBouncer takes a setting's last value (bench/pooler.py
+    measures the README's reset against none).
     """
     pooling = (
         "\n".join(readme_pgbouncer_settings())
@@ -293,7 +296,7 @@ reserve_pool_size = 0
 max_client_conn = {max_client_conn}
 ; Startup parameters psycopg or Django may send, which PgBouncer does not track.
 ignore_startup_parameters = extra_float_digits,options
-"""
+""" + "".join(f"{name} = {value}\n" for name, value in (overrides or {}).items())
 
 
 @contextmanager
@@ -307,6 +310,7 @@ def pgbouncer(
     *,
     max_client_conn: int = 100,
     startup_timeout: float = STARTUP_TIMEOUT,
+    overrides: dict[str, str] | None = None,
 ) -> Iterator[BouncerAddress]:
     """Run PgBouncer on 127.0.0.1 in front of `dbname` on the upstream server, for `users`."""
     program = _pgbouncer_program()
@@ -332,6 +336,7 @@ def pgbouncer(
                 pool_mode=pool_mode,
                 pool_size=pool_size,
                 max_client_conn=max_client_conn,
+                overrides=overrides,
             )
         )
         as_account: dict[str, Any] = {}
