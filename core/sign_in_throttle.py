@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest
 
+from core.models import SignInFailure
 from hzm.db import context_tokens
 from hzm.db.context import backend
 from hzm.db.context_tokens import Backend
@@ -61,9 +62,8 @@ def wait_seconds(email: str, address: str, using: str = DEFAULT_DB_ALIAS) -> int
 
 
 def failure_message(email: str, address: str, limit: int, cool_off: int, at: Backend) -> str:
-    """What a failure's signature covers, as app.count_sign_in_failure() builds it
-    (core 0010):
-    the email and address (hex of their UTF-8), the limit, the cool-off, the transaction."""
+    """What a failure's signature covers, as app.count_sign_in_failure() (core 0010) builds
+    it: the email and address (hex of their UTF-8), the limit, the cool-off, the transaction."""
     return ".".join(
         (
             "sign-in-failure",
@@ -113,13 +113,13 @@ def clear_failures(address: str, using: str = DEFAULT_DB_ALIAS) -> None:
 # --- The owner's side (manage.py sign_in_lockouts, sign_in_unlock) -------------------------
 
 
-def recorded_failures(email: str | None = None, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
+def recorded_failures(
+    email: str | None = None, using: str = DEFAULT_DB_ALIAS
+) -> list[SignInFailure]:
     """The failures on record (core.SignInFailure rows), newest first; of one email if given.
 
     Read as the owner: the runtime role holds no privilege on app.sign_in_failures.
     """
-    from core.models import SignInFailure
-
     rows = SignInFailure.objects.using(using).order_by("-last_failure", "email", "ip_address")
     if email is not None:
         rows = rows.filter(email=email.lower())
@@ -132,8 +132,6 @@ def unlock(email: str, address: str | None = None, using: str = DEFAULT_DB_ALIAS
     The email in any case, as the throttle counts it; the number of (email, address)
     pairs forgotten.
     """
-    from core.models import SignInFailure
-
     rows = SignInFailure.objects.using(using).filter(email=email.lower())
     if address is not None:
         rows = rows.filter(ip_address=address)

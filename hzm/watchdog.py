@@ -5,8 +5,9 @@ sets is a setting that SQL may set again: `SET statement_timeout = 0`, the same 
 lock_timeout, idle_in_transaction_session_timeout and client_connection_check_interval.
 It may then hold a lock for as long as it likes: `LOCK TABLE core.users IN ACCESS
 EXCLUSIVE MODE` (UPDATE on a table allows it), which stops every tenant's sign-in, or a
-session-level advisory lock, which outlives its transaction on a pooled server connection
-and, on migrate's key (hzm.deploy.connection.MIGRATE_LOCK_KEY), stops every deploy.
+session-level advisory lock, which outlives its transaction on a connection that outlives
+the request (CONN_MAX_AGE above 0, a PgBouncer without the README's reset) and, on
+migrate's key (hzm.deploy.connection.MIGRATE_LOCK_KEY), stops every deploy.
 PgBouncer's query_timeout drops the client of a statement that runs too long, but the
 server notices a dropped client only when the statement ends, so the backend keeps its
 locks. No privilege can take those statements from the runtime role.
@@ -30,25 +31,27 @@ from typing import Any
 TERMINATE_WAIT_MS = 5000
 
 # One statement finds and ends them, so that a backend is judged and ended on the same
-# reading of pg_stat_activity.
+# reading of pg_stat_activity; each reason is worked out once, in the inner query.
 END_RUNAWAY_BACKENDS = """\
-SELECT a.pid, a.usename, a.state,
-       floor(extract(epoch FROM now() - a.xact_start))::bigint AS in_transaction,
-       left(regexp_replace(a.query, '\\s+', ' ', 'g'), 200) AS query,
-       a.xact_start IS NOT NULL AND a.xact_start < now() - make_interval(secs => %(seconds)s)
-         AS too_long,
-       pg_catalog.pg_terminate_backend(a.pid, %(wait_ms)s) AS ended
-FROM pg_catalog.pg_stat_activity AS a
-WHERE a.datname = current_database()
-  AND a.backend_type = 'client backend'
-  AND a.pid <> pg_catalog.pg_backend_pid()
-  AND a.usename = ANY(%(logins)s)
-  AND ((a.xact_start IS NOT NULL
-        AND a.xact_start < now() - make_interval(secs => %(seconds)s))
-       OR (a.state = 'idle'
-           AND EXISTS (SELECT FROM pg_catalog.pg_locks AS l
-                       WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)))
-ORDER BY a.pid"""
+SELECT b.pid, b.usename, b.state, b.in_transaction, b.query, b.too_long,
+       pg_catalog.pg_terminate_backend(b.pid, %(wait_ms)s) AS ended
+FROM (
+  SELECT a.pid, a.usename, a.state,
+         floor(extract(epoch FROM now() - a.xact_start))::bigint AS in_transaction,
+         left(regexp_replace(a.query, '\\s+', ' ', 'g'), 200) AS query,
+         coalesce(a.xact_start < now() - make_interval(secs => %(seconds)s), false)
+           AS too_long,
+         a.state = 'idle' AND EXISTS (
+           SELECT FROM pg_catalog.pg_locks AS l
+           WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted) AS idle_locking
+  FROM pg_catalog.pg_stat_activity AS a
+  WHERE a.datname = current_database()
+    AND a.backend_type = 'client backend'
+    AND a.pid <> pg_catalog.pg_backend_pid()
+    AND a.usename = ANY(%(logins)s)
+) AS b
+WHERE b.too_long OR b.idle_locking
+ORDER BY b.pid"""
 
 # What the watchdog's own login may do; checked before the first round.
 ITS_PRIVILEGES = """\
@@ -96,7 +99,8 @@ class EndedBackend:
 
 def check_privileges(cursor: Any, logins: list[str]) -> None:
     """Refuse (WatchdogRefused) unless this login can see and end the watched logins' backends."""
-    superuser, reads_stats, signals, terminates, me = _one(cursor, ITS_PRIVILEGES, [])
+    cursor.execute(ITS_PRIVILEGES)
+    superuser, reads_stats, signals, terminates, me = cursor.fetchone()
     if not superuser:
         missing = [
             grant
@@ -139,8 +143,3 @@ def end_runaway_backends(cursor: Any, logins: list[str], max_seconds: int) -> li
         {"logins": logins, "seconds": max_seconds, "wait_ms": TERMINATE_WAIT_MS},
     )
     return [EndedBackend(*row) for row in cursor.fetchall()]
-
-
-def _one(cursor: Any, query: str, params: list[Any]) -> tuple[Any, ...]:
-    cursor.execute(query, params)
-    return cursor.fetchone()

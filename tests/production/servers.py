@@ -239,7 +239,7 @@ def _conninfo_value(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO_ROOT / "README.md"
 
 
 def readme_pgbouncer_settings() -> list[str]:
